@@ -1,0 +1,189 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"riverqueue.com/riverui"
+
+	"github.com/ctrader/ctrader/internal/account"
+	"github.com/ctrader/ctrader/internal/config"
+	"github.com/ctrader/ctrader/internal/db"
+	"github.com/ctrader/ctrader/internal/httpapi"
+	"github.com/ctrader/ctrader/internal/logging"
+	"github.com/ctrader/ctrader/internal/version"
+	"github.com/ctrader/ctrader/internal/worker"
+)
+
+// process is what serve and worker share: configuration, logger, pool and a
+// River client that works jobs.
+type process struct {
+	cfg    *config.Config
+	logger *slog.Logger
+	pool   *pgxpool.Pool
+	river  *river.Client[pgx.Tx]
+}
+
+func startProcess(ctx context.Context, name string, args []string, getenv func(string) string, stderr io.Writer) (*process, error) {
+	cfg, _, err := config.Load(name, config.Database|config.Server, args, getenv, stderr)
+	if err != nil {
+		return nil, err
+	}
+	logger := logging.New(stderr, cfg.LogLevel, cfg.LogFormat)
+	logger.Info("starting", slog.String("command", name), slog.String("version", version.String()))
+
+	pool, err := db.Open(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns, logger)
+	if err != nil {
+		return nil, err
+	}
+	if err := prepareSchema(ctx, cfg, pool, logger); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	client, err := worker.NewClient(pool, logger, worker.Options{
+		Work:        true,
+		Concurrency: cfg.WorkerConcurrency,
+		JobTimeout:  cfg.JobTimeout,
+		RescueAfter: cfg.JobRescueAfter,
+	})
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &process{cfg: cfg, logger: logger, pool: pool, river: client}, nil
+}
+
+// prepareSchema migrates when asked to and otherwise refuses to run against a
+// schema older than the binary.
+func prepareSchema(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool, logger *slog.Logger) error {
+	if cfg.Migrate {
+		m, err := db.NewMigrator(pool, logger)
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		if _, err := m.Up(ctx); err != nil {
+			return err
+		}
+	}
+	if err := db.CheckSchema(ctx, pool); err != nil {
+		if errors.Is(err, db.ErrSchemaBehind) {
+			return err
+		}
+		var cause error = err
+		for errors.Unwrap(cause) != nil {
+			cause = errors.Unwrap(cause)
+		}
+		first, _, _ := strings.Cut(cause.Error(), "\n")
+		return fmt.Errorf("cannot reach the database: %s", strings.TrimSuffix(first, ":"))
+	}
+	return nil
+}
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	p, err := startProcess(ctx, "serve", args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	ui, err := riverui.NewHandler(&riverui.HandlerOpts{
+		Endpoints: riverui.NewEndpoints(p.river, nil),
+		Logger:    p.logger.With(slog.String("component", "riverui")),
+		Prefix:    "/riverui",
+	})
+	if err != nil {
+		p.pool.Close()
+		return fmt.Errorf("river ui: %w", err)
+	}
+	handler := httpapi.Handler(httpapi.Deps{
+		Logger:   p.logger,
+		Pool:     p.pool,
+		Accounts: account.NewService(p.pool, p.river),
+		RiverUI:  ui,
+	})
+	return p.run(ctx, p.cfg.HTTPAddr, handler, ui.Start)
+}
+
+func runWorker(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	p, err := startProcess(ctx, "worker", args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	handler := httpapi.HealthHandler(httpapi.Deps{Logger: p.logger, Pool: p.pool})
+	return p.run(ctx, p.cfg.HealthAddr, handler, nil)
+}
+
+// run serves handler on addr and works jobs until ctx ends, then shuts down in
+// order: stop accepting requests and drain them, stop River softly (running
+// jobs get the rest of the shutdown budget, then are cancelled and retried
+// later), close the pool.
+func (p *process) run(ctx context.Context, addr string, handler http.Handler, startUI func(context.Context) error) error {
+	defer p.pool.Close()
+
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	// Requests and jobs outlive the signal: they are drained, not cut.
+	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelBase()
+
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(p.logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+	}
+
+	if startUI != nil {
+		if err := startUI(baseCtx); err != nil {
+			ln.Close()
+			return fmt.Errorf("start river ui: %w", err)
+		}
+	}
+	if err := p.river.Start(baseCtx); err != nil {
+		ln.Close()
+		return fmt.Errorf("start river: %w", err)
+	}
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	p.logger.Info("http server listening", slog.String("addr", ln.Addr().String()))
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		p.logger.Info("shutting down", slog.Duration("timeout", p.cfg.ShutdownTimeout))
+	case err := <-serveErr:
+		runErr = fmt.Errorf("http server: %w", err)
+	}
+
+	deadline, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(deadline); err != nil {
+		p.logger.Warn("http requests cut short by shutdown", logging.ErrorAttr(err))
+	}
+	if err := p.river.Stop(deadline); err != nil {
+		p.logger.Warn("jobs still running at shutdown deadline; cancelling them, they will run again", logging.ErrorAttr(err))
+		hard, cancelHard := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancelHard()
+		if err := p.river.StopAndCancel(hard); err != nil {
+			p.logger.Warn("river did not stop", logging.ErrorAttr(err))
+		}
+	}
+	cancelBase()
+	p.logger.Info("stopped")
+	return runErr
+}

@@ -1,0 +1,177 @@
+// Package config loads ctrader's configuration from the environment and from
+// command-line flags that mirror it. A flag wins over its environment variable,
+// which wins over the default. The result is validated once, in Load.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything a ctrader process needs to know at start.
+type Config struct {
+	DatabaseURL       string
+	DatabaseMaxConns  int32
+	LogLevel          slog.Level
+	LogFormat         string // auto, text or json
+	HTTPAddr          string
+	HealthAddr        string
+	WorkerConcurrency int
+	Migrate           bool
+	ShutdownTimeout   time.Duration
+	JobTimeout        time.Duration
+	JobRescueAfter    time.Duration
+}
+
+// Group selects which settings a command accepts.
+type Group int
+
+const (
+	// Database settings: every command that talks to Postgres.
+	Database Group = 1 << iota
+	// Server settings: serve and worker.
+	Server
+)
+
+// Var describes one setting; the README's configuration table lists the same.
+type Var struct {
+	Env     string
+	Flag    string
+	Default string
+	Usage   string
+	Group   Group
+	set     func(c *Config, v string) error
+}
+
+// DefaultDatabaseURL points at a local Postgres with trust authentication.
+const DefaultDatabaseURL = "postgres://postgres@localhost:5432/ctrader?sslmode=disable"
+
+// Vars lists every setting in the order the help text shows them.
+func Vars() []Var {
+	return []Var{
+		{Env: "DATABASE_URL", Flag: "database-url", Default: DefaultDatabaseURL, Group: Database,
+			Usage: "Postgres connection string: a URL or libpq key=value string (host=/var/run/postgresql for a unix socket)",
+			set:   func(c *Config, v string) error { c.DatabaseURL = v; return nil }},
+		{Env: "DATABASE_MAX_CONNS", Flag: "database-max-conns", Default: "20", Group: Database,
+			Usage: "maximum connections in the pool",
+			set: func(c *Config, v string) error {
+				n, err := strconv.ParseInt(v, 10, 32)
+				if err != nil || n < 2 || n > 1000 {
+					return errors.New("must be a whole number from 2 to 1000")
+				}
+				c.DatabaseMaxConns = int32(n)
+				return nil
+			}},
+		{Env: "LOG_LEVEL", Flag: "log-level", Default: "info", Group: Database,
+			Usage: "debug, info, warn or error",
+			set: func(c *Config, v string) error {
+				return c.LogLevel.UnmarshalText([]byte(v))
+			}},
+		{Env: "LOG_FORMAT", Flag: "log-format", Default: "auto", Group: Database,
+			Usage: "auto (coloured text on a terminal, JSON otherwise), text or json",
+			set: func(c *Config, v string) error {
+				switch v {
+				case "auto", "text", "json":
+					c.LogFormat = v
+					return nil
+				}
+				return errors.New("must be auto, text or json")
+			}},
+		{Env: "HTTP_ADDR", Flag: "http-addr", Default: ":8000", Group: Server,
+			Usage: "address the API listens on (serve)",
+			set:   func(c *Config, v string) error { c.HTTPAddr = v; return nil }},
+		{Env: "HEALTH_ADDR", Flag: "health-addr", Default: ":8001", Group: Server,
+			Usage: "address /healthz and /readyz listen on (worker)",
+			set:   func(c *Config, v string) error { c.HealthAddr = v; return nil }},
+		{Env: "WORKER_CONCURRENCY", Flag: "worker-concurrency", Default: "10", Group: Server,
+			Usage: "jobs worked at once per queue in this process",
+			set: func(c *Config, v string) error {
+				n, err := strconv.Atoi(v)
+				if err != nil || n < 1 || n > 10_000 {
+					return errors.New("must be a whole number from 1 to 10000")
+				}
+				c.WorkerConcurrency = n
+				return nil
+			}},
+		{Env: "MIGRATE", Flag: "migrate", Default: "false", Group: Server,
+			Usage: "apply pending migrations before starting",
+			set: func(c *Config, v string) error {
+				b, err := strconv.ParseBool(v)
+				if err != nil {
+					return errors.New("must be true or false")
+				}
+				c.Migrate = b
+				return nil
+			}},
+		{Env: "SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Default: "8s", Group: Server,
+			Usage: "time allowed on SIGTERM for in-flight requests and jobs before they are cancelled",
+			set:   durationSetter(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+		{Env: "JOB_TIMEOUT", Flag: "job-timeout", Default: "30s", Group: Server,
+			Usage: "longest a single job may run before its context is cancelled",
+			set:   durationSetter(func(c *Config) *time.Duration { return &c.JobTimeout })},
+		{Env: "JOB_RESCUE_AFTER", Flag: "job-rescue-after", Default: "1m", Group: Server,
+			Usage: "jobs left running by a process that died are retried after this (must exceed JOB_TIMEOUT)",
+			set:   durationSetter(func(c *Config) *time.Duration { return &c.JobRescueAfter })},
+	}
+}
+
+func durationSetter(field func(c *Config) *time.Duration) func(c *Config, v string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return errors.New("must be a positive duration such as 10s or 2m")
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+// Load reads the settings of the given groups from getenv, then from args.
+// It returns the arguments left after the flags. Help output and flag errors
+// go to output.
+func Load(name string, groups Group, args []string, getenv func(string) string, output io.Writer) (*Config, []string, error) {
+	cfg := &Config{}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(output)
+
+	for _, v := range Vars() {
+		if v.Group&groups == 0 {
+			continue
+		}
+		if err := v.set(cfg, v.Default); err != nil {
+			return nil, nil, fmt.Errorf("default of %s: %w", v.Env, err)
+		}
+		if env := strings.TrimSpace(getenv(v.Env)); env != "" {
+			if err := v.set(cfg, env); err != nil {
+				return nil, nil, fmt.Errorf("invalid %s: %w", v.Env, err)
+			}
+		}
+		setter := v.set
+		usage := fmt.Sprintf("%s (env %s, default %q)", v.Usage, v.Env, v.Default)
+		if v.Flag == "migrate" {
+			fs.BoolFunc(v.Flag, usage, func(s string) error { return setter(cfg, s) })
+			continue
+		}
+		fs.Func(v.Flag, usage, func(s string) error { return setter(cfg, s) })
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	if err := cfg.validate(groups); err != nil {
+		return nil, nil, err
+	}
+	return cfg, fs.Args(), nil
+}
+
+func (c *Config) validate(groups Group) error {
+	if groups&Server != 0 && c.JobRescueAfter <= c.JobTimeout {
+		return fmt.Errorf("JOB_RESCUE_AFTER (%s) must be longer than JOB_TIMEOUT (%s)", c.JobRescueAfter, c.JobTimeout)
+	}
+	return nil
+}

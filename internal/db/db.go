@@ -1,0 +1,64 @@
+// Package db owns ctrader's access to Postgres: the connection pool, the
+// transaction helper, the translation of Postgres errors into application
+// errors, and the migration runner.
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Querier runs SQL. Both *pgxpool.Pool and pgx.Tx satisfy it, so data
+// functions take a Querier and let the caller decide the transaction.
+type Querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+	CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error)
+}
+
+// Open parses a libpq-style URL or key=value string and returns a pool. It
+// does not connect: the first query does, so a process can start, report
+// itself unready and answer 503 while Postgres is away.
+func Open(ctx context.Context, url string, maxConns int32, logger *slog.Logger) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// pgx's parse errors can echo the password; say only what is wrong.
+		return nil, errors.New("DATABASE_URL is not a valid Postgres connection string")
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "ctrader"
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create pool: %w", err)
+	}
+	logger.Debug("database pool created",
+		slog.String("host", cfg.ConnConfig.Host),
+		slog.String("database", cfg.ConnConfig.Database),
+		slog.Int("max_conns", int(cfg.MaxConns)))
+	return pool, nil
+}
+
+// InTx runs fn in a transaction on pool, committing when fn returns nil and
+// rolling back otherwise.
+func InTx(ctx context.Context, pool *pgxpool.Pool, fn func(tx pgx.Tx) error) error {
+	if err := pgx.BeginFunc(ctx, pool, fn); err != nil {
+		return Translate(err)
+	}
+	return nil
+}

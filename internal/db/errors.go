@@ -1,0 +1,82 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/puddle/v2"
+
+	"github.com/ctrader/ctrader/internal/apperr"
+)
+
+// ErrUnavailable is returned when Postgres cannot be reached or is shutting
+// down. Clients see 503 and should retry.
+var ErrUnavailable = apperr.New(apperr.Unavailable, "the database is unavailable; retry later")
+
+// Postgres error codes ctrader treats specially.
+const (
+	CodeUniqueViolation     = "23505"
+	CodeForeignKeyViolation = "23503"
+	CodeCheckViolation      = "23514"
+	CodeUndefinedTable      = "42P01"
+)
+
+// Translate turns errors that mean "the database is not there" into
+// ErrUnavailable and leaves every other error as it is. Constraint violations
+// are left for the domain package that knows what the constraint means; see
+// ConstraintOf.
+func Translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ae *apperr.Error
+	if errors.As(err, &ae) {
+		return err
+	}
+	if isUnavailable(err) {
+		return apperr.Wrap(err, ErrUnavailable.Code, "%s", ErrUnavailable.Message)
+	}
+	return err
+}
+
+// ConstraintOf returns the Postgres error code and constraint name of err, or
+// empty strings when err is not a Postgres error.
+func ConstraintOf(err error) (code, constraint string) {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code, pgErr.ConstraintName
+	}
+	return "", ""
+}
+
+func isUnavailable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case strings.HasPrefix(pgErr.Code, "08"), // connection exception
+			pgErr.Code == "57P01", // admin_shutdown
+			pgErr.Code == "57P02", // crash_shutdown
+			pgErr.Code == "57P03", // cannot_connect_now
+			pgErr.Code == "53300": // too_many_connections
+			return true
+		}
+		return false
+	}
+	var connectErr *pgconn.ConnectError
+	if errors.As(err, &connectErr) {
+		return true
+	}
+	if errors.Is(err, puddle.ErrClosedPool) {
+		return true
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return true
+	}
+	// A deadline that expires while waiting for a connection means the pool
+	// could not get one in time.
+	return errors.Is(err, context.DeadlineExceeded) && strings.Contains(err.Error(), "connect")
+}

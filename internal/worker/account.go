@@ -1,0 +1,48 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/ctrader/ctrader/internal/account"
+	"github.com/ctrader/ctrader/internal/db"
+	"github.com/ctrader/ctrader/internal/jobs"
+)
+
+// AccountWorker provisions new accounts: it activates the account in the same
+// transaction that completes the job, so a crash either leaves both undone
+// (and the job runs again) or both done.
+type AccountWorker struct {
+	river.WorkerDefaults[jobs.AccountProvision]
+	pool *pgxpool.Pool
+}
+
+// NewAccountWorker returns the worker for jobs.AccountProvision.
+func NewAccountWorker(pool *pgxpool.Pool) *AccountWorker {
+	return &AccountWorker{pool: pool}
+}
+
+// Work activates the account and completes the job.
+func (w *AccountWorker) Work(ctx context.Context, job *river.Job[jobs.AccountProvision]) error {
+	err := db.InTx(ctx, w.pool, func(tx pgx.Tx) error {
+		if _, err := account.Activate(ctx, tx, job.Args.AccountID); err != nil {
+			return err
+		}
+		if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil {
+			return fmt.Errorf("complete job: %w", err)
+		}
+		return nil
+	})
+	if errors.Is(err, account.ErrNotFound) {
+		// The account is inserted in the same transaction as this job, so it
+		// can only be missing if it was removed by hand. Retrying won't help.
+		return river.JobCancel(err)
+	}
+	return err
+}

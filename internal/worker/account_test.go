@@ -1,0 +1,150 @@
+package worker_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertest"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctrader/ctrader/internal/account"
+	"github.com/ctrader/ctrader/internal/dbtest"
+	"github.com/ctrader/ctrader/internal/jobs"
+	"github.com/ctrader/ctrader/internal/worker"
+)
+
+type testBundle struct {
+	pool   *pgxpool.Pool
+	client *river.Client[pgx.Tx]
+	svc    *account.Service
+}
+
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	pool := dbtest.New(t)
+	client, err := worker.NewClient(pool, dbtest.Logger(t), worker.Options{
+		Work: true, Concurrency: 2, JobTimeout: 10 * time.Second, RescueAfter: time.Minute,
+	})
+	require.NoError(t, err)
+	return &testBundle{pool: pool, client: client, svc: account.NewService(pool, client)}
+}
+
+// runningJob fetches the account's provisioning job and moves it to running,
+// as River's producer does before calling Work.
+func runningJob(t *testing.T, b *testBundle, accountID uuid.UUID) *river.Job[jobs.AccountProvision] {
+	t.Helper()
+	ctx := context.Background()
+	var id int64
+	require.NoError(t, b.pool.QueryRow(ctx, `
+		UPDATE river_job SET state = 'running', attempt = attempt + 1, attempted_at = now(), finalized_at = NULL
+		WHERE kind = $1 AND args->>'account_id' = $2
+		RETURNING id`, jobs.AccountProvision{}.Kind(), accountID.String()).Scan(&id))
+	row, err := b.client.JobGet(ctx, id)
+	require.NoError(t, err)
+	var args jobs.AccountProvision
+	require.NoError(t, json.Unmarshal(row.EncodedArgs, &args))
+	return &river.Job[jobs.AccountProvision]{JobRow: row, Args: args}
+}
+
+func workerFor(b *testBundle) river.Worker[jobs.AccountProvision] {
+	return worker.NewAccountWorker(b.pool)
+}
+
+func TestAccountWorkerEffectAndCompletionAreOneTransaction(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := rivertest.WorkContext(context.Background(), b.client)
+	a, err := b.svc.Create(ctx, account.CreateInput{Name: "John Doe"})
+	require.NoError(t, err)
+	w := workerFor(b)
+
+	// Completing the job fails: the activation must roll back with it.
+	_, err = b.pool.Exec(ctx, `
+		CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'refused by test'; END $$;
+		CREATE TRIGGER refuse BEFORE UPDATE ON river_job FOR EACH ROW
+		WHEN (NEW.state = 'completed') EXECUTE FUNCTION refuse();`)
+	require.NoError(t, err)
+	job := runningJob(t, b, a.ID)
+	require.Error(t, w.Work(ctx, job))
+	got, err := b.svc.Get(ctx, a.ID)
+	require.NoError(t, err)
+	require.Equal(t, account.StatusPending, got.Status, "no effect without completion")
+
+	// Once completion can succeed, both happen.
+	_, err = b.pool.Exec(ctx, `DROP TRIGGER refuse ON river_job`)
+	require.NoError(t, err)
+	require.NoError(t, w.Work(ctx, job))
+	got, err = b.svc.Get(ctx, a.ID)
+	require.NoError(t, err)
+	require.Equal(t, account.StatusActive, got.Status)
+	row, err := b.client.JobGet(ctx, job.ID)
+	require.NoError(t, err)
+	require.Equal(t, rivertype.JobStateCompleted, row.State)
+}
+
+func TestAccountWorkerRunTwiceActsOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := rivertest.WorkContext(context.Background(), b.client)
+	a, err := b.svc.Create(ctx, account.CreateInput{Name: "John Doe"})
+	require.NoError(t, err)
+	w := workerFor(b)
+
+	require.NoError(t, w.Work(ctx, runningJob(t, b, a.ID)))
+	first, err := b.svc.Get(ctx, a.ID)
+	require.NoError(t, err)
+	require.NotNil(t, first.ActivatedAt)
+
+	// A second delivery of the same job (a rescue of a slow run, say).
+	require.NoError(t, w.Work(ctx, runningJob(t, b, a.ID)))
+	second, err := b.svc.Get(ctx, a.ID)
+	require.NoError(t, err)
+	require.Equal(t, account.StatusActive, second.Status)
+	require.Equal(t, first.ActivatedAt, second.ActivatedAt, "activated once")
+	require.Equal(t, first.UpdatedAt, second.UpdatedAt)
+}
+
+func TestAccountWorkerCancelsForMissingAccount(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := rivertest.WorkContext(context.Background(), b.client)
+	a, err := b.svc.Create(ctx, account.CreateInput{Name: "John Doe"})
+	require.NoError(t, err)
+	_, err = b.pool.Exec(ctx, `DELETE FROM accounts WHERE id = $1`, a.ID)
+	require.NoError(t, err)
+
+	err = workerFor(b).Work(ctx, runningJob(t, b, a.ID))
+	var cancel *rivertype.JobCancelError
+	require.ErrorAs(t, err, &cancel)
+}
+
+func TestClientWorksAccountsEndToEnd(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	events, unsubscribe := b.client.Subscribe(river.EventKindJobCompleted)
+	defer unsubscribe()
+	require.NoError(t, b.client.Start(ctx))
+	t.Cleanup(func() { require.NoError(t, b.client.Stop(context.Background())) })
+
+	a, err := b.svc.Create(ctx, account.CreateInput{Name: "John Doe"})
+	require.NoError(t, err)
+	select {
+	case ev := <-events:
+		require.Equal(t, jobs.AccountProvision{}.Kind(), ev.Job.Kind)
+	case <-ctx.Done():
+		t.Fatal("account job not completed")
+	}
+	got, err := b.svc.Get(ctx, a.ID)
+	require.NoError(t, err)
+	require.Equal(t, account.StatusActive, got.Status)
+}
