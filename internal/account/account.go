@@ -12,8 +12,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/ctrader/ctrader/internal/apperr"
 	"github.com/ctrader/ctrader/internal/db"
@@ -42,25 +40,21 @@ type Account struct {
 	Name        string
 	Status      string
 	Metadata    map[string]any
+	WonCount    int64   // number of won events applied
+	WonTotal    float64 // sum of their amounts
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
 	ActivatedAt *time.Time
 }
 
-// JobInserter inserts River jobs inside a caller's transaction.
-// *river.Client[pgx.Tx] satisfies it.
-type JobInserter interface {
-	InsertTx(ctx context.Context, tx pgx.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
-}
-
 // Service performs account operations.
 type Service struct {
 	pool *pgxpool.Pool
-	jobs JobInserter
+	jobs jobs.Inserter
 }
 
 // NewService returns a Service writing to pool and enqueuing through jobs.
-func NewService(pool *pgxpool.Pool, jobs JobInserter) *Service {
+func NewService(pool *pgxpool.Pool, jobs jobs.Inserter) *Service {
 	return &Service{pool: pool, jobs: jobs}
 }
 

@@ -13,11 +13,11 @@ import (
 	"github.com/ctrader/ctrader/internal/page"
 )
 
-const columns = `id, name, status, metadata, created_at, updated_at, activated_at`
+const columns = `id, name, status, metadata, won_count, won_total, created_at, updated_at, activated_at`
 
 func scan(row pgx.Row) (*Account, error) {
 	var a Account
-	if err := row.Scan(&a.ID, &a.Name, &a.Status, &a.Metadata, &a.CreatedAt, &a.UpdatedAt, &a.ActivatedAt); err != nil {
+	if err := row.Scan(&a.ID, &a.Name, &a.Status, &a.Metadata, &a.WonCount, &a.WonTotal, &a.CreatedAt, &a.UpdatedAt, &a.ActivatedAt); err != nil {
 		return nil, err
 	}
 	return &a, nil
@@ -96,4 +96,73 @@ func wrap(action string, err error) error {
 		return err
 	}
 	return fmt.Errorf("%s: %w", action, err)
+}
+
+// AddWon adds one won amount to the account's totals through q.
+func AddWon(ctx context.Context, q db.Querier, id uuid.UUID, amount float64) error {
+	tag, err := q.Exec(ctx, `
+		UPDATE accounts SET won_count = won_count + 1, won_total = won_total + $2, updated_at = now()
+		WHERE id = $1`, id, amount)
+	if err != nil {
+		return wrap("add won amount", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// SetStatus sets the account's status through q and returns the previous one.
+// Setting the status it already has changes nothing.
+func SetStatus(ctx context.Context, q db.Querier, id uuid.UUID, status string) (previous string, err error) {
+	err = q.QueryRow(ctx, `
+		WITH old AS (SELECT status FROM accounts WHERE id = $1 FOR UPDATE)
+		UPDATE accounts SET status = $2, updated_at = now()
+		FROM old WHERE accounts.id = $1 AND old.status <> $2
+		RETURNING old.status`, id, status).Scan(&previous)
+	if err == nil {
+		return previous, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return "", wrap("set account status", err)
+	}
+	// Either the account is gone or it already has this status.
+	a, err := Get(ctx, q, id)
+	if err != nil {
+		return "", err
+	}
+	return a.Status, nil
+}
+
+// ProvisionedIDs returns up to limit ids of provisioned accounts after after,
+// in id order.
+func ProvisionedIDs(ctx context.Context, q db.Querier, after uuid.UUID, limit int) ([]uuid.UUID, error) {
+	rows, err := q.Query(ctx, `
+		SELECT id FROM accounts
+		WHERE activated_at IS NOT NULL AND id > $1
+		ORDER BY id LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, wrap("list provisioned accounts", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return nil, wrap("list provisioned accounts", err)
+	}
+	return ids, nil
+}
+
+// ProvisionedRange returns provisioned accounts with after < id <= through.
+func ProvisionedRange(ctx context.Context, q db.Querier, after, through uuid.UUID) ([]*Account, error) {
+	rows, err := q.Query(ctx, `
+		SELECT `+columns+` FROM accounts
+		WHERE activated_at IS NOT NULL AND id > $1 AND id <= $2
+		ORDER BY id`, after, through)
+	if err != nil {
+		return nil, wrap("list accounts", err)
+	}
+	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Account, error) { return scan(r) })
+	if err != nil {
+		return nil, wrap("list accounts", err)
+	}
+	return items, nil
 }

@@ -19,8 +19,12 @@ import (
 	"github.com/ctrader/ctrader/internal/account"
 	"github.com/ctrader/ctrader/internal/config"
 	"github.com/ctrader/ctrader/internal/db"
+	"github.com/ctrader/ctrader/internal/engine"
+	"github.com/ctrader/ctrader/internal/evaluation"
+	"github.com/ctrader/ctrader/internal/event"
 	"github.com/ctrader/ctrader/internal/httpapi"
 	"github.com/ctrader/ctrader/internal/logging"
+	"github.com/ctrader/ctrader/internal/rule"
 	"github.com/ctrader/ctrader/internal/version"
 	"github.com/ctrader/ctrader/internal/worker"
 )
@@ -28,10 +32,11 @@ import (
 // process is what serve and worker share: configuration, logger, pool and a
 // River client that works jobs.
 type process struct {
-	cfg    *config.Config
-	logger *slog.Logger
-	pool   *pgxpool.Pool
-	river  *river.Client[pgx.Tx]
+	cfg      *config.Config
+	logger   *slog.Logger
+	pool     *pgxpool.Pool
+	river    *river.Client[pgx.Tx]
+	compiler *rule.Compiler
 }
 
 func startProcess(ctx context.Context, name string, args []string, getenv func(string) string, stderr io.Writer) (*process, error) {
@@ -50,17 +55,25 @@ func startProcess(ctx context.Context, name string, args []string, getenv func(s
 		pool.Close()
 		return nil, err
 	}
+	compiler, err := rule.NewCompiler()
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
 	client, err := worker.NewClient(pool, logger, worker.Options{
-		Work:        true,
-		Concurrency: cfg.WorkerConcurrency,
-		JobTimeout:  cfg.JobTimeout,
-		RescueAfter: cfg.JobRescueAfter,
+		Work:             true,
+		Concurrency:      cfg.WorkerConcurrency,
+		QueueConcurrency: cfg.QueueConcurrency,
+		JobTimeout:       cfg.JobTimeout,
+		RescueAfter:      cfg.JobRescueAfter,
+		Engine:           engine.New(compiler, cfg.MaxEventDepth, logger),
+		RulesInterval:    cfg.RulesEvalInterval,
 	})
 	if err != nil {
 		pool.Close()
 		return nil, err
 	}
-	return &process{cfg: cfg, logger: logger, pool: pool, river: client}, nil
+	return &process{cfg: cfg, logger: logger, pool: pool, river: client, compiler: compiler}, nil
 }
 
 // prepareSchema migrates when asked to and otherwise refuses to run against a
@@ -105,10 +118,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("river ui: %w", err)
 	}
 	handler := httpapi.Handler(httpapi.Deps{
-		Logger:   p.logger,
-		Pool:     p.pool,
-		Accounts: account.NewService(p.pool, p.river),
-		RiverUI:  ui,
+		Logger:      p.logger,
+		Pool:        p.pool,
+		Accounts:    account.NewService(p.pool, p.river),
+		Events:      event.NewService(p.pool, p.river),
+		Rules:       rule.NewService(p.pool, p.river, p.compiler),
+		Evaluations: evaluation.NewService(p.pool),
+		RiverUI:     ui,
 	})
 	return p.run(ctx, p.cfg.HTTPAddr, handler, ui.Start)
 }

@@ -9,9 +9,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ctrader/ctrader/internal/jobs"
 )
 
 // Config is everything a ctrader process needs to know at start.
@@ -27,6 +30,9 @@ type Config struct {
 	ShutdownTimeout   time.Duration
 	JobTimeout        time.Duration
 	JobRescueAfter    time.Duration
+	QueueConcurrency  map[string]int
+	MaxEventDepth     int
+	RulesEvalInterval time.Duration
 }
 
 // Group selects which settings a command accepts.
@@ -99,6 +105,22 @@ func Vars() []Var {
 				c.WorkerConcurrency = n
 				return nil
 			}},
+		{Env: "QUEUE_CONCURRENCY", Flag: "queue-concurrency", Default: "", Group: Server,
+			Usage: "per-queue overrides of WORKER_CONCURRENCY, such as events=20,rules=40 (queues: " + strings.Join(jobs.Queues(), ", ") + ")",
+			set:   setQueueConcurrency},
+		{Env: "MAX_EVENT_DEPTH", Flag: "max-event-depth", Default: "8", Group: Server,
+			Usage: "longest chain of follow-up events; events at this depth are evaluated but emit nothing",
+			set: func(c *Config, v string) error {
+				n, err := strconv.Atoi(v)
+				if err != nil || n < 0 || n > 100 {
+					return errors.New("must be a whole number from 0 to 100")
+				}
+				c.MaxEventDepth = n
+				return nil
+			}},
+		{Env: "RULES_EVAL_INTERVAL", Flag: "rules-eval-interval", Default: "5m", Group: Server,
+			Usage: "period of the scheduled evaluation of scheduled rules",
+			set:   durationSetter(func(c *Config) *time.Duration { return &c.RulesEvalInterval })},
 		{Env: "MIGRATE", Flag: "migrate", Default: "false", Group: Server,
 			Usage: "apply pending migrations before starting",
 			set: func(c *Config, v string) error {
@@ -119,6 +141,25 @@ func Vars() []Var {
 			Usage: "jobs left running by a process that died are retried after this (must exceed JOB_TIMEOUT)",
 			set:   durationSetter(func(c *Config) *time.Duration { return &c.JobRescueAfter })},
 	}
+}
+
+func setQueueConcurrency(c *Config, v string) error {
+	c.QueueConcurrency = map[string]int{}
+	if strings.TrimSpace(v) == "" {
+		return nil
+	}
+	for _, part := range strings.Split(v, ",") {
+		name, num, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || !slices.Contains(jobs.Queues(), name) {
+			return fmt.Errorf("%q is not queue=number with a queue among %s", part, strings.Join(jobs.Queues(), ", "))
+		}
+		n, err := strconv.Atoi(num)
+		if err != nil || n < 1 || n > 10_000 {
+			return fmt.Errorf("%s: workers must be a whole number from 1 to 10000", name)
+		}
+		c.QueueConcurrency[name] = n
+	}
+	return nil
 }
 
 func durationSetter(field func(c *Config) *time.Duration) func(c *Config, v string) error {

@@ -18,6 +18,8 @@ type Account struct {
 	Name        string         `json:"name" example:"John Doe"`
 	Status      string         `json:"status" doc:"pending until the account job has provisioned it, then active; rules may set other statuses" example:"active"`
 	Metadata    map[string]any `json:"metadata" doc:"Free-form JSON object given at creation"`
+	WonCount    int64          `json:"won_count" doc:"Number of won events applied to the account"`
+	WonTotal    float64        `json:"won_total" doc:"Sum of their payload.amount"`
 	CreatedAt   time.Time      `json:"created_at"`
 	UpdatedAt   time.Time      `json:"updated_at"`
 	ActivatedAt *time.Time     `json:"activated_at,omitempty" doc:"When the account was provisioned; absent while pending"`
@@ -29,6 +31,8 @@ func toAccount(a *account.Account) Account {
 		Name:        a.Name,
 		Status:      a.Status,
 		Metadata:    a.Metadata,
+		WonCount:    a.WonCount,
+		WonTotal:    a.WonTotal,
 		CreatedAt:   a.CreatedAt,
 		UpdatedAt:   a.UpdatedAt,
 		ActivatedAt: a.ActivatedAt,

@@ -12,6 +12,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ctrader/ctrader/internal/account"
+	"github.com/ctrader/ctrader/internal/evaluation"
+	"github.com/ctrader/ctrader/internal/event"
+	"github.com/ctrader/ctrader/internal/rule"
 )
 
 // APIVersion is the version of the HTTP contract in the OpenAPI document. It
@@ -21,9 +24,12 @@ const APIVersion = "1.0.0"
 // Deps are what the operations need. The zero value is enough to describe the
 // API (for `ctrader openapi`) but not to serve it.
 type Deps struct {
-	Logger   *slog.Logger
-	Pool     *pgxpool.Pool // readiness checks
-	Accounts *account.Service
+	Logger      *slog.Logger
+	Pool        *pgxpool.Pool // readiness checks
+	Accounts    *account.Service
+	Events      *event.Service
+	Rules       *rule.Service
+	Evaluations *evaluation.Service
 	// RiverUI, when set, is served under /riverui/.
 	RiverUI http.Handler
 }
@@ -43,6 +49,9 @@ func Config() huma.Config {
 	cfg.Servers = []*huma.Server{{URL: "/", Description: "the server that serves this document"}}
 	cfg.Tags = []*huma.Tag{
 		{Name: "accounts", Description: "Client accounts. A new account is provisioned by a background job."},
+		{Name: "events", Description: "Things that happened to accounts. Each event is processed by background jobs: won events update the account's totals, then matching rules are evaluated."},
+		{Name: "rules", Description: "CEL conditions with actions, evaluated on events, on a schedule or on demand."},
+		{Name: "evaluations", Description: "The record of every rule evaluation: matched or not, errors, actions taken."},
 		{Name: "operations", Description: "Liveness and readiness probes."},
 	}
 	return cfg
@@ -62,6 +71,20 @@ func Register(api huma.API, d Deps) {
 	huma.Register(api, opCreateAccount, h.createAccount)
 	huma.Register(api, opListAccounts, h.listAccounts)
 	huma.Register(api, opGetAccount, h.getAccount)
+
+	huma.Register(api, opCreateEvent, h.createEvent)
+	huma.Register(api, opCreateEventBatch, h.createEventBatch)
+	huma.Register(api, opListEvents, h.listEvents)
+	huma.Register(api, opGetEvent, h.getEvent)
+
+	huma.Register(api, opCreateRule, h.createRule)
+	huma.Register(api, opListRules, h.listRules)
+	huma.Register(api, opGetRule, h.getRule)
+	huma.Register(api, opUpdateRule, h.updateRule)
+	huma.Register(api, opDeleteRule, h.deleteRule)
+	huma.Register(api, opEvaluateRule, h.evaluateRule)
+
+	huma.Register(api, opListEvaluations, h.listEvaluations)
 }
 
 type handlers struct {

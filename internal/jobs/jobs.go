@@ -4,20 +4,32 @@
 package jobs
 
 import (
+	"context"
+	"time"
+
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 )
 
 // Queues. Each kind of work has its own queue with its own concurrency, so a
 // flood of one kind cannot starve the others.
 const (
-	QueueAccounts = "accounts"
+	QueueAccounts    = "accounts"
+	QueueEvents      = "events"
+	QueueRules       = "rules"
+	QueueMaintenance = "maintenance"
 )
 
 // Queues lists every queue a worker process serves.
 func Queues() []string {
-	return []string{QueueAccounts}
+	return []string{QueueAccounts, QueueEvents, QueueRules, QueueMaintenance}
 }
+
+// EventMaxAttempts bounds retries of an event's jobs: about four hours of
+// River's backoff, after which the event is marked failed.
+const EventMaxAttempts = 10
 
 // AccountProvision provisions a newly created account. It is inserted in the
 // same transaction as the account row.
@@ -31,4 +43,109 @@ func (AccountProvision) Kind() string { return "account.provision" }
 // InsertOpts routes the job to the accounts queue.
 func (AccountProvision) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueAccounts}
+}
+
+// EventWon adds a won event's amount to its account's totals, then hands the
+// event to rule evaluation.
+type EventWon struct {
+	EventID uuid.UUID `json:"event_id"`
+}
+
+// Kind is the job's stable name.
+func (EventWon) Kind() string { return "event.won" }
+
+// InsertOpts routes the job to the events queue.
+func (EventWon) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueEvents, MaxAttempts: EventMaxAttempts}
+}
+
+// EventEvaluate evaluates the enabled rules that match an event's type.
+type EventEvaluate struct {
+	EventID uuid.UUID `json:"event_id"`
+}
+
+// Kind is the job's stable name.
+func (EventEvaluate) Kind() string { return "event.evaluate" }
+
+// InsertOpts routes the job to the rules queue.
+func (EventEvaluate) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueRules, MaxAttempts: EventMaxAttempts}
+}
+
+// ForEvent returns the first job an event of type eventType needs.
+func ForEvent(id uuid.UUID, eventType string) river.JobArgs {
+	if eventType == "won" {
+		return EventWon{EventID: id}
+	}
+	return EventEvaluate{EventID: id}
+}
+
+// RulesSchedule starts the scheduled evaluation of one window: it fans out
+// EvaluateAccounts jobs over pages of provisioned accounts. It is unique by
+// window, so restarts and several processes never schedule a window twice.
+type RulesSchedule struct {
+	WindowStart time.Time `json:"window_start" river:"unique"`
+}
+
+// Kind is the job's stable name.
+func (RulesSchedule) Kind() string { return "rules.schedule" }
+
+// InsertOpts makes the job unique per window for as long as River keeps it.
+func (RulesSchedule) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueRules, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+// RulesFanOut evaluates rules against every provisioned account by inserting
+// one EvaluateAccounts job per page of accounts.
+type RulesFanOut struct {
+	Trigger string      `json:"trigger"`
+	RunID   string      `json:"run_id"`
+	RuleIDs []uuid.UUID `json:"rule_ids,omitempty"` // empty: every enabled scheduled rule
+}
+
+// Kind is the job's stable name.
+func (RulesFanOut) Kind() string { return "rules.fan_out" }
+
+// InsertOpts routes the job to the rules queue.
+func (RulesFanOut) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueRules}
+}
+
+// EvaluateAccounts evaluates rules against one page of accounts, or one
+// account, outside the event pipeline. It is unique by its arguments, so a page
+// is never queued twice for the same run.
+type EvaluateAccounts struct {
+	Trigger   string      `json:"trigger" river:"unique"`
+	RunID     string      `json:"run_id" river:"unique"`
+	RuleIDs   []uuid.UUID `json:"rule_ids,omitempty" river:"unique"`
+	AccountID uuid.UUID   `json:"account_id,omitzero" river:"unique"` // one account, whatever its status
+	After     uuid.UUID   `json:"after,omitzero" river:"unique"`      // else: provisioned accounts with After < id <= Through
+	Through   uuid.UUID   `json:"through,omitzero" river:"unique"`
+}
+
+// Kind is the job's stable name.
+func (EvaluateAccounts) Kind() string { return "rules.evaluate_accounts" }
+
+// InsertOpts routes the job to the rules queue.
+func (EvaluateAccounts) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueRules, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+// IdempotencyCleanup deletes expired idempotency keys.
+type IdempotencyCleanup struct{}
+
+// Kind is the job's stable name.
+func (IdempotencyCleanup) Kind() string { return "maintenance.idempotency_cleanup" }
+
+// InsertOpts routes the job to the maintenance queue.
+func (IdempotencyCleanup) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueMaintenance}
+}
+
+// Inserter inserts jobs inside a caller's transaction, so that rows and the
+// jobs that must follow them commit together. *river.Client[pgx.Tx] is one.
+type Inserter interface {
+	InsertTx(ctx context.Context, tx pgx.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
+	InsertManyTx(ctx context.Context, tx pgx.Tx, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error)
+	InsertManyFastTx(ctx context.Context, tx pgx.Tx, params []river.InsertManyParams) (int, error)
 }

@@ -16,6 +16,8 @@ import (
 
 	"github.com/ctrader/ctrader/internal/account"
 	"github.com/ctrader/ctrader/internal/dbtest"
+	"github.com/ctrader/ctrader/internal/engine"
+	"github.com/ctrader/ctrader/internal/rule"
 	"github.com/ctrader/ctrader/internal/jobs"
 	"github.com/ctrader/ctrader/internal/worker"
 )
@@ -29,8 +31,11 @@ type testBundle struct {
 func setup(t *testing.T) *testBundle {
 	t.Helper()
 	pool := dbtest.New(t)
+	compiler, err := rule.NewCompiler()
+	require.NoError(t, err)
 	client, err := worker.NewClient(pool, dbtest.Logger(t), worker.Options{
 		Work: true, Concurrency: 2, JobTimeout: 10 * time.Second, RescueAfter: time.Minute,
+		Engine: engine.New(compiler, engine.DefaultMaxDepth, dbtest.Logger(t)),
 	})
 	require.NoError(t, err)
 	return &testBundle{pool: pool, client: client, svc: account.NewService(pool, client)}

@@ -1,5 +1,6 @@
 // Package worker runs ctrader's background work on River: the workers for each
-// job kind, the queues they serve and the River client that ties them together.
+// job kind, the queues they serve, the periodic jobs, and the River client
+// that ties them together.
 package worker
 
 import (
@@ -13,6 +14,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
+	"github.com/ctrader/ctrader/internal/engine"
 	"github.com/ctrader/ctrader/internal/jobs"
 )
 
@@ -21,16 +23,25 @@ type Options struct {
 	// Work makes the client fetch and work jobs. Without it the client only
 	// inserts jobs (and serves River UI's queries).
 	Work bool
-	// Concurrency is the number of jobs worked at once per queue.
-	Concurrency int
+	// Concurrency is the number of jobs worked at once per queue, unless
+	// QueueConcurrency names the queue.
+	Concurrency      int
+	QueueConcurrency map[string]int
 	// JobTimeout bounds a single job's run.
 	JobTimeout time.Duration
 	// RescueAfter is how long a job may sit in running before it is
 	// considered abandoned by a dead process and retried.
 	RescueAfter time.Duration
+	// Engine evaluates rules; required to work jobs.
+	Engine *engine.Engine
+	// RulesInterval is the period of scheduled rule evaluation; 0 disables it.
+	RulesInterval time.Duration
 	// ID names this client in River's tables; empty lets River pick one.
 	ID string
 }
+
+// SchedulePageSize is how many accounts one scheduled evaluation job covers.
+const SchedulePageSize = 1000
 
 // NewClient returns a River client over pool with every ctrader worker
 // registered. It is not started.
@@ -49,20 +60,52 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, opts Options) (*river.Cl
 		if opts.JobTimeout <= 0 || opts.RescueAfter <= opts.JobTimeout {
 			return nil, errors.New("rescue-after must be longer than the job timeout")
 		}
+		if opts.Engine == nil {
+			return nil, errors.New("engine is required to work jobs")
+		}
 		workers := river.NewWorkers()
 		river.AddWorker(workers, NewAccountWorker(pool))
+		river.AddWorker(workers, &WonWorker{pool: pool})
+		river.AddWorker(workers, &EvaluateWorker{pool: pool, engine: opts.Engine})
+		river.AddWorker(workers, &ScheduleWorker{pool: pool})
+		river.AddWorker(workers, &FanOutWorker{pool: pool})
+		river.AddWorker(workers, &EvaluateAccountsWorker{pool: pool, engine: opts.Engine})
+		river.AddWorker(workers, &IdempotencyCleanupWorker{pool: pool})
 
 		cfg.Workers = workers
 		cfg.Queues = make(map[string]river.QueueConfig, len(jobs.Queues()))
 		for _, q := range jobs.Queues() {
-			cfg.Queues[q] = river.QueueConfig{MaxWorkers: opts.Concurrency}
+			n := opts.Concurrency
+			if c, ok := opts.QueueConcurrency[q]; ok {
+				n = c
+			}
+			cfg.Queues[q] = river.QueueConfig{MaxWorkers: n}
 		}
 		cfg.JobTimeout = opts.JobTimeout
 		cfg.RescueStuckJobsAfter = opts.RescueAfter
+		cfg.PeriodicJobs = periodicJobs(opts.RulesInterval)
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), cfg)
 	if err != nil {
 		return nil, fmt.Errorf("river client: %w", err)
 	}
 	return client, nil
+}
+
+// periodicJobs are scheduled by whichever process holds River's leadership.
+func periodicJobs(rulesInterval time.Duration) []*river.PeriodicJob {
+	periodic := []*river.PeriodicJob{
+		river.NewPeriodicJob(river.PeriodicInterval(time.Hour),
+			func() (river.JobArgs, *river.InsertOpts) { return jobs.IdempotencyCleanup{}, nil },
+			&river.PeriodicJobOpts{ID: "idempotency_cleanup"}),
+	}
+	if rulesInterval > 0 {
+		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(rulesInterval),
+			func() (river.JobArgs, *river.InsertOpts) {
+				// The window a run belongs to; the job is unique per window.
+				return jobs.RulesSchedule{WindowStart: time.Now().UTC().Truncate(rulesInterval)}, nil
+			},
+			&river.PeriodicJobOpts{ID: "rules_schedule", RunOnStart: true}))
+	}
+	return periodic
 }

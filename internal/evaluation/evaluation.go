@@ -1,0 +1,212 @@
+// Package evaluation stores what happened when a rule was evaluated: whether
+// it matched, the error if it could not be evaluated, and the actions taken.
+package evaluation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ctrader/ctrader/internal/apperr"
+	"github.com/ctrader/ctrader/internal/db"
+	"github.com/ctrader/ctrader/internal/page"
+)
+
+// Triggers of an evaluation.
+const (
+	TriggerEvent    = "event"    // an event of a matching type
+	TriggerSchedule = "schedule" // the periodic scheduled evaluation
+	TriggerManual   = "manual"   // POST /v1/rules/{id}/evaluations
+)
+
+// ActionResult is what one action of a matched rule did.
+type ActionResult struct {
+	Type           string     `json:"type"`
+	EventType      string     `json:"event_type,omitempty"`
+	EventID        *uuid.UUID `json:"event_id,omitempty"`
+	Status         string     `json:"status,omitempty"`
+	PreviousStatus string     `json:"previous_status,omitempty"`
+	Skipped        string     `json:"skipped,omitempty"` // why the action was not taken, such as "depth_limit"
+	Error          string     `json:"error,omitempty"`
+}
+
+// Evaluation is one evaluation of one rule version.
+type Evaluation struct {
+	ID           uuid.UUID
+	RuleID       uuid.UUID
+	RuleVersion  int
+	AccountID    uuid.UUID
+	EventID      *uuid.UUID
+	Trigger      string
+	RunID        *string
+	Matched      bool
+	Error        *string
+	Actions      []ActionResult
+	DepthLimited bool
+	StartedAt    time.Time
+	EvaluatedAt  time.Time
+}
+
+// InsertNew stores evaluations, skipping any that were already recorded for
+// the same rule version and event (or run and account), and returns the ones
+// it stored: only those may act.
+func InsertNew(ctx context.Context, tx pgx.Tx, evals []*Evaluation) ([]*Evaluation, error) {
+	if len(evals) == 0 {
+		return nil, nil
+	}
+	n := len(evals)
+	var (
+		ids, ruleIDs, accountIDs = make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n)
+		eventIDs                 = make([]*uuid.UUID, n)
+		versions                 = make([]int32, n)
+		triggers                 = make([]string, n)
+		runIDs, errs             = make([]*string, n), make([]*string, n)
+		matched, limited         = make([]bool, n), make([]bool, n)
+		started, evaluated       = make([]time.Time, n), make([]time.Time, n)
+	)
+	byID := make(map[uuid.UUID]*Evaluation, n)
+	for i, e := range evals {
+		ids[i], ruleIDs[i], accountIDs[i], eventIDs[i] = e.ID, e.RuleID, e.AccountID, e.EventID
+		versions[i], triggers[i], runIDs[i], errs[i] = int32(e.RuleVersion), e.Trigger, e.RunID, e.Error
+		matched[i], limited[i], started[i], evaluated[i] = e.Matched, e.DepthLimited, e.StartedAt, e.EvaluatedAt
+		byID[e.ID] = e
+	}
+	rows, err := tx.Query(ctx, `
+		INSERT INTO evaluations (id, rule_id, rule_version, account_id, event_id, trigger, run_id,
+			matched, error, depth_limited, started_at, evaluated_at)
+		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::uuid[], $5::uuid[], $6::text[], $7::text[],
+			$8::bool[], $9::text[], $10::bool[], $11::timestamptz[], $12::timestamptz[])
+		ON CONFLICT DO NOTHING
+		RETURNING id`,
+		ids, ruleIDs, versions, accountIDs, eventIDs, triggers, runIDs, matched, errs, limited, started, evaluated)
+	if err != nil {
+		return nil, fmt.Errorf("insert evaluations: %w", err)
+	}
+	inserted, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return nil, fmt.Errorf("insert evaluations: %w", err)
+	}
+	out := make([]*Evaluation, 0, len(inserted))
+	for _, id := range inserted {
+		out = append(out, byID[id])
+	}
+	return out, nil
+}
+
+// SetActions records the actions a stored evaluation took.
+func SetActions(ctx context.Context, tx pgx.Tx, e *Evaluation) error {
+	if _, err := tx.Exec(ctx, `UPDATE evaluations SET actions = $2 WHERE id = $1`, e.ID, e.Actions); err != nil {
+		return fmt.Errorf("record actions: %w", err)
+	}
+	return nil
+}
+
+const columns = `id, rule_id, rule_version, account_id, event_id, trigger, run_id, matched, error, actions, depth_limited, started_at, evaluated_at`
+
+func scan(row pgx.Row) (*Evaluation, error) {
+	var e Evaluation
+	err := row.Scan(&e.ID, &e.RuleID, &e.RuleVersion, &e.AccountID, &e.EventID, &e.Trigger, &e.RunID,
+		&e.Matched, &e.Error, &e.Actions, &e.DepthLimited, &e.StartedAt, &e.EvaluatedAt)
+	if err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+// Filter narrows a list of evaluations; zero fields match everything.
+type Filter struct {
+	AccountID uuid.UUID
+	RuleID    uuid.UUID
+	EventID   uuid.UUID
+	RunID     string
+	Matched   *bool
+}
+
+// List reads one page of evaluations through q, newest first.
+func List(ctx context.Context, q db.Querier, f Filter, p page.Params) (page.Page[*Evaluation], error) {
+	var (
+		where []string
+		args  []any
+	)
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, fmt.Sprintf(cond, len(args)))
+	}
+	if f.AccountID != uuid.Nil {
+		add("account_id = $%d", f.AccountID)
+	}
+	if f.RuleID != uuid.Nil {
+		add("rule_id = $%d", f.RuleID)
+	}
+	if f.EventID != uuid.Nil {
+		add("event_id = $%d", f.EventID)
+	}
+	if f.RunID != "" {
+		add("run_id = $%d", f.RunID)
+	}
+	if f.Matched != nil {
+		add("matched = $%d", *f.Matched)
+	}
+	if p.After != uuid.Nil {
+		add("id < $%d", p.After)
+	}
+	query := `SELECT ` + columns + ` FROM evaluations`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	args = append(args, p.Limit+1)
+	query += fmt.Sprintf(` ORDER BY id DESC LIMIT $%d`, len(args))
+	rows, err := q.Query(ctx, query, args...)
+	if err != nil {
+		return page.Page[*Evaluation]{}, translate("list evaluations", err)
+	}
+	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Evaluation, error) { return scan(r) })
+	if err != nil {
+		return page.Page[*Evaluation]{}, translate("list evaluations", err)
+	}
+	return page.Build(items, p.Limit, func(e *Evaluation) uuid.UUID { return e.ID }), nil
+}
+
+// ForEvent returns every evaluation of an event, oldest first.
+func ForEvent(ctx context.Context, q db.Querier, eventID uuid.UUID) ([]*Evaluation, error) {
+	rows, err := q.Query(ctx, `SELECT `+columns+` FROM evaluations WHERE event_id = $1 ORDER BY id`, eventID)
+	if err != nil {
+		return nil, translate("evaluations of event", err)
+	}
+	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Evaluation, error) { return scan(r) })
+	if err != nil {
+		return nil, translate("evaluations of event", err)
+	}
+	return items, nil
+}
+
+// Service reads evaluations.
+type Service struct{ pool *pgxpool.Pool }
+
+// NewService returns a Service.
+func NewService(pool *pgxpool.Pool) *Service { return &Service{pool: pool} }
+
+// List returns one page of evaluations, newest first.
+func (s *Service) List(ctx context.Context, f Filter, p page.Params) (page.Page[*Evaluation], error) {
+	return List(ctx, s.pool, f, p)
+}
+
+// ForEvent returns every evaluation of an event.
+func (s *Service) ForEvent(ctx context.Context, eventID uuid.UUID) ([]*Evaluation, error) {
+	return ForEvent(ctx, s.pool, eventID)
+}
+
+func translate(action string, err error) error {
+	err = db.Translate(err)
+	var ae *apperr.Error
+	if errors.As(err, &ae) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", action, err)
+}

@@ -1,0 +1,273 @@
+// Package event is the event domain: what clients and rules post about
+// accounts, how events are validated and stored, and the jobs each event
+// starts.
+package event
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ctrader/ctrader/internal/apperr"
+	"github.com/ctrader/ctrader/internal/db"
+	"github.com/ctrader/ctrader/internal/idempotency"
+	"github.com/ctrader/ctrader/internal/jobs"
+	"github.com/ctrader/ctrader/internal/page"
+)
+
+// Statuses of an event.
+const (
+	StatusPending   = "pending"   // waiting for its jobs
+	StatusProcessed = "processed" // every matching rule was evaluated
+	StatusFailed    = "failed"    // its job was discarded; see FailureReason
+)
+
+// Types ctrader itself gives meaning to.
+const (
+	TypeWon            = "won"             // payload.amount is added to the account's totals
+	TypeAccountCreated = "account.created" // recorded when an account is provisioned
+)
+
+// Limits on input.
+const (
+	MaxTypeLength   = 100
+	MaxPayloadBytes = 32 * 1024 // encoded JSON, per event
+	MaxBatch        = 1000
+	MaxFutureSkew   = 24 * time.Hour // occurred_at may be at most this far ahead
+)
+
+// TypePattern is what an event type may look like: "won", "account.created",
+// "trade:closed".
+var TypePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]*$`)
+
+// ErrNotFound is returned when no event has the given id.
+var ErrNotFound = apperr.New(apperr.NotFound, "event not found")
+
+// Event is something that happened to an account.
+type Event struct {
+	ID            uuid.UUID      `json:"id"`
+	AccountID     uuid.UUID      `json:"account_id"`
+	Type          string         `json:"type"`
+	Payload       map[string]any `json:"payload"`
+	OccurredAt    time.Time      `json:"occurred_at"`
+	ReceivedAt    time.Time      `json:"received_at"`
+	Status        string         `json:"status"`
+	ProcessedAt   *time.Time     `json:"processed_at,omitempty"`
+	FailureReason *string        `json:"failure_reason,omitempty"`
+	CausationID   *uuid.UUID     `json:"causation_id,omitempty"`
+	Depth         int            `json:"depth"`
+}
+
+// Input is one event as a client posts it.
+type Input struct {
+	AccountID  uuid.UUID      `json:"account_id"`
+	Type       string         `json:"type"`
+	Payload    map[string]any `json:"payload"`
+	OccurredAt *time.Time     `json:"occurred_at,omitempty"`
+}
+
+// Validate checks one event's fields, naming bad ones under prefix (such as
+// "body" or "body.events[3]").
+func (in *Input) Validate(prefix string, now time.Time) []apperr.FieldError {
+	var fields []apperr.FieldError
+	bad := func(field, msg string, value any) {
+		fields = append(fields, apperr.FieldError{Location: prefix + "." + field, Message: msg, Value: value})
+	}
+	if in.AccountID == uuid.Nil {
+		bad("account_id", "is required", nil)
+	}
+	switch {
+	case in.Type == "":
+		bad("type", "must not be empty", nil)
+	case len(in.Type) > MaxTypeLength:
+		bad("type", fmt.Sprintf("must be at most %d characters", MaxTypeLength), nil)
+	case !TypePattern.MatchString(in.Type):
+		bad("type", "may contain letters, digits and . _ : - and must start with a letter or digit", in.Type)
+	}
+	if in.Payload == nil {
+		in.Payload = map[string]any{}
+	}
+	if in.Type == TypeWon {
+		switch amount, ok := in.Payload["amount"].(float64); {
+		case !ok:
+			bad("payload.amount", "a won event needs a numeric amount", in.Payload["amount"])
+		case math.IsInf(amount, 0) || math.IsNaN(amount):
+			bad("payload.amount", "must be a finite number", nil)
+		}
+	}
+	if in.OccurredAt != nil && in.OccurredAt.After(now.Add(MaxFutureSkew)) {
+		bad("occurred_at", "must not be more than 24 hours in the future", in.OccurredAt)
+	}
+	return fields
+}
+
+// payloadTooLarge reports whether the encoded payload is over the limit.
+func (in *Input) payloadTooLarge() bool {
+	b, err := json.Marshal(in.Payload)
+	return err != nil || len(b) > MaxPayloadBytes
+}
+
+// New builds an event from a validated input.
+func New(in Input, now time.Time) (*Event, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, err
+	}
+	occurred := now
+	if in.OccurredAt != nil {
+		occurred = in.OccurredAt.UTC()
+	}
+	return &Event{
+		ID: id, AccountID: in.AccountID, Type: in.Type, Payload: in.Payload,
+		OccurredAt: occurred, ReceivedAt: now, Status: StatusPending,
+	}, nil
+}
+
+// Service ingests and reads events.
+type Service struct {
+	pool *pgxpool.Pool
+	jobs jobs.Inserter
+	now  func() time.Time
+}
+
+// NewService returns a Service writing to pool and enqueuing through inserter.
+func NewService(pool *pgxpool.Pool, inserter jobs.Inserter) *Service {
+	return &Service{pool: pool, jobs: inserter, now: Now}
+}
+
+// Now is the clock events are stamped with: UTC at Postgres's precision.
+func Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// Ingest validates every input, then stores the events and their jobs in one
+// transaction. location(i) names input i in errors ("body" for a single event,
+// "body.events[i]" for a batch). With an idempotency request, a retry returns
+// the first response (replayed is true) and stores nothing.
+func (s *Service) Ingest(ctx context.Context, inputs []Input, location func(i int) string, idem *idempotency.Request) (events []*Event, replayed bool, err error) {
+	now := s.now()
+	if err := validate(inputs, location, now); err != nil {
+		return nil, false, err
+	}
+	err = db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if idem != nil {
+			stored, err := idempotency.Claim(ctx, tx, idem)
+			if err != nil {
+				return err
+			}
+			if stored != nil {
+				replayed = true
+				return json.Unmarshal(stored, &events)
+			}
+		}
+		if err := requireAccounts(ctx, tx, inputs, location); err != nil {
+			return err
+		}
+		events = make([]*Event, 0, len(inputs))
+		for _, in := range inputs {
+			ev, err := New(in, now)
+			if err != nil {
+				return err
+			}
+			events = append(events, ev)
+		}
+		if err := Insert(ctx, tx, s.jobs, events); err != nil {
+			return err
+		}
+		if idem != nil {
+			return idempotency.Complete(ctx, tx, idem, events)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, false, wrap("ingest events", err)
+	}
+	return events, replayed, nil
+}
+
+func validate(inputs []Input, location func(i int) string, now time.Time) error {
+	var invalid, tooLarge []apperr.FieldError
+	for i := range inputs {
+		invalid = append(invalid, inputs[i].Validate(location(i), now)...)
+		if inputs[i].payloadTooLarge() {
+			tooLarge = append(tooLarge, apperr.FieldError{Location: location(i) + ".payload",
+				Message: fmt.Sprintf("must encode to at most %d bytes of JSON", MaxPayloadBytes)})
+		}
+	}
+	switch {
+	case len(invalid) > 0:
+		return apperr.InvalidFields("invalid event", append(invalid, tooLarge...)...)
+	case len(tooLarge) > 0:
+		return &apperr.Error{Code: apperr.TooLarge, Message: "event payload too large", Fields: tooLarge}
+	}
+	return nil
+}
+
+// requireAccounts reports every input whose account does not exist.
+func requireAccounts(ctx context.Context, tx pgx.Tx, inputs []Input, location func(i int) string) error {
+	ids := make([]uuid.UUID, 0, len(inputs))
+	seen := make(map[uuid.UUID]bool, len(inputs))
+	for _, in := range inputs {
+		if !seen[in.AccountID] {
+			seen[in.AccountID] = true
+			ids = append(ids, in.AccountID)
+		}
+	}
+	rows, err := tx.Query(ctx, `SELECT id FROM accounts WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return err
+	}
+	found, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return err
+	}
+	exists := make(map[uuid.UUID]bool, len(found))
+	for _, id := range found {
+		exists[id] = true
+	}
+	var fields []apperr.FieldError
+	for i, in := range inputs {
+		if !exists[in.AccountID] {
+			fields = append(fields, apperr.FieldError{Location: location(i) + ".account_id", Message: "no account has this id", Value: in.AccountID.String()})
+		}
+	}
+	if len(fields) > 0 {
+		return apperr.InvalidFields("unknown account", fields...)
+	}
+	return nil
+}
+
+// Get returns one event.
+func (s *Service) Get(ctx context.Context, id uuid.UUID) (*Event, error) {
+	return Get(ctx, s.pool, id)
+}
+
+// Filter narrows a list of events; zero fields match everything.
+type Filter struct {
+	AccountID uuid.UUID
+	Type      string
+	Status    string
+}
+
+// List returns one page of events, newest first.
+func (s *Service) List(ctx context.Context, f Filter, p page.Params) (page.Page[*Event], error) {
+	return List(ctx, s.pool, f, p)
+}
+
+func wrap(action string, err error) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ErrNotFound
+	}
+	err = db.Translate(err)
+	var ae *apperr.Error
+	if errors.As(err, &ae) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", action, err)
+}

@@ -1,0 +1,147 @@
+package rule
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ctrader/ctrader/internal/db"
+	"github.com/ctrader/ctrader/internal/page"
+)
+
+const columns = `id, name, description, event_types, scheduled, condition, actions, enabled, version, created_at, updated_at, deleted_at`
+
+func scan(row pgx.Row) (*Rule, error) {
+	var r Rule
+	err := row.Scan(&r.ID, &r.Name, &r.Description, &r.EventTypes, &r.Scheduled, &r.Condition, &r.Actions,
+		&r.Enabled, &r.Version, &r.CreatedAt, &r.UpdatedAt, &r.DeletedAt)
+	if err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+func collect(rows pgx.Rows, err error) ([]*Rule, error) {
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Rule, error) { return scan(r) })
+}
+
+func saveVersion(ctx context.Context, tx pgx.Tx, r *Rule) error {
+	_, err := tx.Exec(ctx, `
+		INSERT INTO rule_versions (rule_id, version, name, description, event_types, scheduled, condition, actions, enabled)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		r.ID, r.Version, r.Name, r.Description, r.EventTypes, r.Scheduled, r.Condition, r.Actions, r.Enabled)
+	return err
+}
+
+func insert(ctx context.Context, tx pgx.Tx, id uuid.UUID, in Input) (*Rule, error) {
+	r, err := scan(tx.QueryRow(ctx, `
+		INSERT INTO rules (id, name, description, event_types, scheduled, condition, actions, enabled)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		RETURNING `+columns,
+		id, in.Name, in.Description, in.EventTypes, in.Scheduled, in.Condition, in.Actions, in.Enabled))
+	if err != nil {
+		return nil, err
+	}
+	return r, saveVersion(ctx, tx, r)
+}
+
+func update(ctx context.Context, tx pgx.Tx, cur *Rule, in Input, deleting bool) (*Rule, error) {
+	r, err := scan(tx.QueryRow(ctx, `
+		UPDATE rules SET name = $2, description = $3, event_types = $4, scheduled = $5, condition = $6,
+			actions = $7, enabled = $8, version = version + 1, updated_at = now(),
+			deleted_at = CASE WHEN $9 THEN now() ELSE deleted_at END
+		WHERE id = $1
+		RETURNING `+columns,
+		cur.ID, in.Name, in.Description, in.EventTypes, in.Scheduled, in.Condition, in.Actions, in.Enabled, deleting))
+	if err != nil {
+		return nil, err
+	}
+	return r, saveVersion(ctx, tx, r)
+}
+
+// Get reads a rule through q.
+func Get(ctx context.Context, q db.Querier, id uuid.UUID) (*Rule, error) {
+	r, err := scan(q.QueryRow(ctx, `SELECT `+columns+` FROM rules WHERE id = $1`, id))
+	if err != nil {
+		return nil, wrap("get rule", err)
+	}
+	return r, nil
+}
+
+func getForUpdate(ctx context.Context, tx pgx.Tx, id uuid.UUID) (*Rule, error) {
+	return scan(tx.QueryRow(ctx, `SELECT `+columns+` FROM rules WHERE id = $1 FOR UPDATE`, id))
+}
+
+// List reads one page of rules through q, newest first.
+func List(ctx context.Context, q db.Querier, f Filter, p page.Params) (page.Page[*Rule], error) {
+	var (
+		where []string
+		args  []any
+	)
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, fmt.Sprintf(cond, len(args)))
+	}
+	if !f.IncludeDeleted {
+		where = append(where, "deleted_at IS NULL")
+	}
+	if f.Enabled != nil {
+		add("enabled = $%d", *f.Enabled)
+	}
+	if f.Scheduled != nil {
+		add("scheduled = $%d", *f.Scheduled)
+	}
+	if p.After != uuid.Nil {
+		add("id < $%d", p.After)
+	}
+	query := `SELECT ` + columns + ` FROM rules`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	args = append(args, p.Limit+1)
+	query += fmt.Sprintf(` ORDER BY id DESC LIMIT $%d`, len(args))
+	items, err := collect(q.Query(ctx, query, args...))
+	if err != nil {
+		return page.Page[*Rule]{}, wrap("list rules", err)
+	}
+	return page.Build(items, p.Limit, func(r *Rule) uuid.UUID { return r.ID }), nil
+}
+
+// ForEvent returns the enabled rules evaluated for events of eventType.
+func ForEvent(ctx context.Context, q db.Querier, eventType string) ([]*Rule, error) {
+	items, err := collect(q.Query(ctx, `
+		SELECT `+columns+` FROM rules
+		WHERE enabled AND deleted_at IS NULL
+		  AND ((event_types = '{}' AND NOT scheduled) OR $1 = ANY (event_types))
+		ORDER BY id`, eventType))
+	if err != nil {
+		return nil, wrap("rules for event", err)
+	}
+	return items, nil
+}
+
+// Enabled returns the enabled rules among ids, or every enabled scheduled rule
+// when ids is empty.
+func Enabled(ctx context.Context, q db.Querier, ids []uuid.UUID) ([]*Rule, error) {
+	var (
+		items []*Rule
+		err   error
+	)
+	if len(ids) == 0 {
+		items, err = collect(q.Query(ctx, `
+			SELECT `+columns+` FROM rules WHERE enabled AND deleted_at IS NULL AND scheduled ORDER BY id`))
+	} else {
+		items, err = collect(q.Query(ctx, `
+			SELECT `+columns+` FROM rules WHERE enabled AND deleted_at IS NULL AND id = ANY ($1) ORDER BY id`, ids))
+	}
+	if err != nil {
+		return nil, wrap("enabled rules", err)
+	}
+	return items, nil
+}
