@@ -17,8 +17,8 @@ import (
 	"github.com/ctrader/ctrader/internal/account"
 	"github.com/ctrader/ctrader/internal/dbtest"
 	"github.com/ctrader/ctrader/internal/engine"
-	"github.com/ctrader/ctrader/internal/rule"
 	"github.com/ctrader/ctrader/internal/jobs"
+	"github.com/ctrader/ctrader/internal/rule"
 	"github.com/ctrader/ctrader/internal/worker"
 )
 
