@@ -3,12 +3,10 @@ package account
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/ctrader/ctrader/internal/apperr"
 	"github.com/ctrader/ctrader/internal/db"
 	"github.com/ctrader/ctrader/internal/page"
 )
@@ -42,11 +40,8 @@ func Get(ctx context.Context, q db.Querier, id uuid.UUID) (*Account, error) {
 
 // List reads one page of accounts through q, newest first.
 func List(ctx context.Context, q db.Querier, p page.Params) (page.Page[*Account], error) {
-	rows, err := q.Query(ctx, `
-		SELECT `+columns+` FROM accounts
-		WHERE ($1::uuid IS NULL OR id < $1)
-		ORDER BY id DESC
-		LIMIT $2`, nullID(p.After), p.Limit+1)
+	query, args := db.Conditions{}.Page(`SELECT `+columns+` FROM accounts`, p)
+	rows, err := q.Query(ctx, query, args...)
 	if err != nil {
 		return page.Page[*Account]{}, wrap("list accounts", err)
 	}
@@ -79,23 +74,8 @@ func Activate(ctx context.Context, q db.Querier, id uuid.UUID) (bool, error) {
 	return false, nil
 }
 
-func nullID(id uuid.UUID) *uuid.UUID {
-	if id == uuid.Nil {
-		return nil
-	}
-	return &id
-}
-
 func wrap(action string, err error) error {
-	if errors.Is(err, pgx.ErrNoRows) {
-		return ErrNotFound
-	}
-	err = db.Translate(err)
-	var ae *apperr.Error
-	if errors.As(err, &ae) {
-		return err
-	}
-	return fmt.Errorf("%s: %w", action, err)
+	return db.Wrap(action, err, ErrNotFound)
 }
 
 // AddWon adds one won amount to the account's totals through q.

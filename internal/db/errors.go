@@ -16,16 +16,24 @@ import (
 // down. Clients see 503 and should retry.
 var ErrUnavailable = apperr.New(apperr.Unavailable, "the database is unavailable; retry later")
 
+// ErrNUL is returned for text Postgres refuses to store: a NUL character in a
+// string, a JSON key or a query parameter. It is the client's input, not a
+// server fault.
+var ErrNUL = apperr.New(apperr.Invalid, `text must not contain the NUL character (\u0000)`)
+
 // Postgres error codes ctrader treats specially.
 const (
-	CodeUniqueViolation     = "23505"
-	CodeForeignKeyViolation = "23503"
-	CodeCheckViolation      = "23514"
-	CodeUndefinedTable      = "42P01"
+	CodeCharacterNotInRepertoire = "22021" // NUL in text
+	CodeUntranslatableCharacter  = "22P05" // \u0000 in jsonb
+	CodeUniqueViolation          = "23505"
+	CodeForeignKeyViolation      = "23503"
+	CodeCheckViolation           = "23514"
+	CodeUndefinedTable           = "42P01"
 )
 
 // Translate turns errors that mean "the database is not there" into
-// ErrUnavailable and leaves every other error as it is. Constraint violations
+// ErrUnavailable, text Postgres cannot store into ErrNUL, and leaves every
+// other error as it is. Constraint violations
 // are left for the domain package that knows what the constraint means; see
 // ConstraintOf.
 func Translate(err error) error {
@@ -38,6 +46,9 @@ func Translate(err error) error {
 	}
 	if isUnavailable(err) {
 		return apperr.Wrap(err, ErrUnavailable.Code, "%s", ErrUnavailable.Message)
+	}
+	if code, _ := ConstraintOf(err); code == CodeCharacterNotInRepertoire || code == CodeUntranslatableCharacter {
+		return apperr.Wrap(err, ErrNUL.Code, "%s", ErrNUL.Message)
 	}
 	return err
 }

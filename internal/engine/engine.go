@@ -5,6 +5,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"time"
@@ -227,6 +228,10 @@ func (e *Engine) followUp(ctx context.Context, p *pending, i int, a rule.Action)
 	in := event.Input{AccountID: p.subject.account.ID, Type: a.EventType, Payload: payload}
 	if fields := in.Validate("payload", now); len(fields) > 0 {
 		return nil, fmt.Errorf("follow-up event is invalid: %s %s", fields[0].Location, fields[0].Message)
+	}
+	// A computed payload is held to the limit a posted one is.
+	if b, err := json.Marshal(payload); err != nil || len(b) > event.MaxPayloadBytes {
+		return nil, fmt.Errorf("follow-up event is invalid: payload must encode to at most %d bytes of JSON", event.MaxPayloadBytes)
 	}
 	followUp, err := event.New(in, now)
 	if err != nil {

@@ -4,16 +4,13 @@ package evaluation
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/ctrader/ctrader/internal/apperr"
 	"github.com/ctrader/ctrader/internal/db"
 	"github.com/ctrader/ctrader/internal/page"
 )
@@ -130,38 +127,23 @@ type Filter struct {
 
 // List reads one page of evaluations through q, newest first.
 func List(ctx context.Context, q db.Querier, f Filter, p page.Params) (page.Page[*Evaluation], error) {
-	var (
-		where []string
-		args  []any
-	)
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, fmt.Sprintf(cond, len(args)))
-	}
+	var c db.Conditions
 	if f.AccountID != uuid.Nil {
-		add("account_id = $%d", f.AccountID)
+		c.Add("account_id = $%d", f.AccountID)
 	}
 	if f.RuleID != uuid.Nil {
-		add("rule_id = $%d", f.RuleID)
+		c.Add("rule_id = $%d", f.RuleID)
 	}
 	if f.EventID != uuid.Nil {
-		add("event_id = $%d", f.EventID)
+		c.Add("event_id = $%d", f.EventID)
 	}
 	if f.RunID != "" {
-		add("run_id = $%d", f.RunID)
+		c.Add("run_id = $%d", f.RunID)
 	}
 	if f.Matched != nil {
-		add("matched = $%d", *f.Matched)
+		c.Add("matched = $%d", *f.Matched)
 	}
-	if p.After != uuid.Nil {
-		add("id < $%d", p.After)
-	}
-	query := `SELECT ` + columns + ` FROM evaluations`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	args = append(args, p.Limit+1)
-	query += fmt.Sprintf(` ORDER BY id DESC LIMIT $%d`, len(args))
+	query, args := c.Page(`SELECT `+columns+` FROM evaluations`, p)
 	rows, err := q.Query(ctx, query, args...)
 	if err != nil {
 		return page.Page[*Evaluation]{}, translate("list evaluations", err)
@@ -203,10 +185,5 @@ func (s *Service) ForEvent(ctx context.Context, eventID uuid.UUID) ([]*Evaluatio
 }
 
 func translate(action string, err error) error {
-	err = db.Translate(err)
-	var ae *apperr.Error
-	if errors.As(err, &ae) {
-		return err
-	}
-	return fmt.Errorf("%s: %w", action, err)
+	return db.Wrap(action, err, nil)
 }

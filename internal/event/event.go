@@ -6,10 +6,10 @@ package event
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -95,6 +95,9 @@ func (in *Input) Validate(prefix string, now time.Time) []apperr.FieldError {
 	if in.Payload == nil {
 		in.Payload = map[string]any{}
 	}
+	if hasNUL(in.Payload) {
+		bad("payload", `must not contain the NUL character (\u0000)`, nil)
+	}
 	if in.Type == TypeWon {
 		switch amount, ok := in.Payload["amount"].(float64); {
 		case !ok:
@@ -107,6 +110,28 @@ func (in *Input) Validate(prefix string, now time.Time) []apperr.FieldError {
 		bad("occurred_at", "must not be more than 24 hours in the future", in.OccurredAt)
 	}
 	return fields
+}
+
+// hasNUL reports whether v, a decoded JSON value, has a NUL character in a
+// string or key: Postgres cannot store one in jsonb.
+func hasNUL(v any) bool {
+	switch v := v.(type) {
+	case string:
+		return strings.ContainsRune(v, 0)
+	case map[string]any:
+		for k, e := range v {
+			if strings.ContainsRune(k, 0) || hasNUL(e) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range v {
+			if hasNUL(e) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // payloadTooLarge reports whether the encoded payload is over the limit.
@@ -123,7 +148,8 @@ func New(in Input, now time.Time) (*Event, error) {
 	}
 	occurred := now
 	if in.OccurredAt != nil {
-		occurred = in.OccurredAt.UTC()
+		// Postgres keeps microseconds; answer the time as it is stored.
+		occurred = in.OccurredAt.UTC().Truncate(time.Microsecond)
 	}
 	return &Event{
 		ID: id, AccountID: in.AccountID, Type: in.Type, Payload: in.Payload,
@@ -261,13 +287,5 @@ func (s *Service) List(ctx context.Context, f Filter, p page.Params) (page.Page[
 }
 
 func wrap(action string, err error) error {
-	if errors.Is(err, pgx.ErrNoRows) {
-		return ErrNotFound
-	}
-	err = db.Translate(err)
-	var ae *apperr.Error
-	if errors.As(err, &ae) {
-		return err
-	}
-	return fmt.Errorf("%s: %w", action, err)
+	return db.Wrap(action, err, ErrNotFound)
 }

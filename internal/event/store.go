@@ -82,33 +82,17 @@ func GetForUpdate(ctx context.Context, tx pgx.Tx, id uuid.UUID) (*Event, error) 
 
 // List reads one page of events through q, newest first.
 func List(ctx context.Context, q db.Querier, f Filter, p page.Params) (page.Page[*Event], error) {
-	var (
-		where []string
-		args  []any
-	)
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, fmt.Sprintf(cond, len(args)))
-	}
+	var c db.Conditions
 	if f.AccountID != uuid.Nil {
-		add("account_id = $%d", f.AccountID)
+		c.Add("account_id = $%d", f.AccountID)
 	}
 	if f.Type != "" {
-		add("type = $%d", f.Type)
+		c.Add("type = $%d", f.Type)
 	}
 	if f.Status != "" {
-		add("status = $%d", f.Status)
+		c.Add("status = $%d", f.Status)
 	}
-	if p.After != uuid.Nil {
-		add("id < $%d", p.After)
-	}
-	query := `SELECT ` + columns + ` FROM events`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	args = append(args, p.Limit+1)
-	query += fmt.Sprintf(` ORDER BY id DESC LIMIT $%d`, len(args))
-
+	query, args := c.Page(`SELECT `+columns+` FROM events`, p)
 	rows, err := q.Query(ctx, query, args...)
 	if err != nil {
 		return page.Page[*Event]{}, wrap("list events", err)
@@ -132,8 +116,11 @@ func MarkProcessed(ctx context.Context, q db.Querier, id uuid.UUID) error {
 
 // MarkFailed records that the event's job was given up on, and why.
 func MarkFailed(ctx context.Context, q db.Querier, id uuid.UUID, reason string) error {
+	// Postgres rejects text that is not UTF-8, so the cut must not split a
+	// character.
+	reason = strings.ToValidUTF8(reason, "\uFFFD")
 	if len(reason) > 2000 {
-		reason = reason[:2000]
+		reason = strings.ToValidUTF8(reason[:2000], "")
 	}
 	if _, err := q.Exec(ctx, `
 		UPDATE events SET status = 'failed', processed_at = clock_timestamp(), failure_reason = $2

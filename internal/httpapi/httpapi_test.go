@@ -14,7 +14,10 @@ import (
 
 	"github.com/ctrader/ctrader/internal/account"
 	"github.com/ctrader/ctrader/internal/dbtest"
+	"github.com/ctrader/ctrader/internal/evaluation"
+	"github.com/ctrader/ctrader/internal/event"
 	"github.com/ctrader/ctrader/internal/httpapi"
+	"github.com/ctrader/ctrader/internal/rule"
 	"github.com/ctrader/ctrader/internal/worker"
 )
 
@@ -28,10 +31,15 @@ func setupWithPool(t *testing.T, pool *pgxpool.Pool) *testBundle {
 	logger := dbtest.Logger(t)
 	client, err := worker.NewClient(pool, logger, worker.Options{})
 	require.NoError(t, err)
+	compiler, err := rule.NewCompiler()
+	require.NoError(t, err)
 	srv := httptest.NewServer(httpapi.Handler(httpapi.Deps{
-		Logger:   logger,
-		Pool:     pool,
-		Accounts: account.NewService(pool, client),
+		Logger:      logger,
+		Pool:        pool,
+		Accounts:    account.NewService(pool, client),
+		Events:      event.NewService(pool, client),
+		Rules:       rule.NewService(pool, client, compiler),
+		Evaluations: evaluation.NewService(pool),
 	}))
 	t.Cleanup(srv.Close)
 	return &testBundle{pool: pool, server: srv}
@@ -48,23 +56,65 @@ type response struct {
 	body   []byte
 }
 
-func (b *testBundle) do(t *testing.T, method, path, contentType, body string) response {
-	t.Helper()
+// send makes one request without failing the test, so that goroutines other
+// than the test's may use it. An empty body sends no body at all.
+func (b *testBundle) send(method, path string, header http.Header, body string) (response, error) {
 	req, err := http.NewRequestWithContext(context.Background(), method, b.server.URL+path, strings.NewReader(body))
-	require.NoError(t, err)
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
+	if err != nil {
+		return response{}, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	resp, err := b.server.Client().Do(req)
-	require.NoError(t, err)
+	if err != nil {
+		return response{}, err
+	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return response{}, err
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: data}, nil
+}
+
+func (b *testBundle) doWith(t *testing.T, method, path string, header http.Header, body string) response {
+	t.Helper()
+	r, err := b.send(method, path, header, body)
 	require.NoError(t, err)
-	return response{status: resp.StatusCode, header: resp.Header, body: data}
+	return r
+}
+
+func (b *testBundle) do(t *testing.T, method, path, contentType, body string) response {
+	t.Helper()
+	header := http.Header{}
+	if contentType != "" {
+		header.Set("Content-Type", contentType)
+	}
+	return b.doWith(t, method, path, header, body)
 }
 
 func (b *testBundle) postJSON(t *testing.T, path, body string) response {
 	return b.do(t, http.MethodPost, path, "application/json", body)
+}
+
+// postJSONWithKey posts body with an Idempotency-Key header.
+func (b *testBundle) postJSONWithKey(t *testing.T, path, key, body string) response {
+	t.Helper()
+	return b.doWith(t, http.MethodPost, path, idempotencyHeader(key), body)
+}
+
+func idempotencyHeader(key string) http.Header {
+	return http.Header{"Content-Type": {"application/json"}, "Idempotency-Key": {key}}
+}
+
+// createAccount creates an account over HTTP and returns its id. Nothing
+// provisions it, so it stays pending.
+func (b *testBundle) createAccount(t *testing.T, name string) string {
+	t.Helper()
+	r := b.postJSON(t, "/v1/accounts", `{"name": "`+name+`"}`)
+	require.Equal(t, http.StatusCreated, r.status, string(r.body))
+	return decode[httpapi.Account](t, r).ID
 }
 
 func decode[T any](t *testing.T, r response) T {
@@ -85,6 +135,33 @@ func requireProblem(t *testing.T, r response, status int, code string) httpapi.P
 	require.NotEmpty(t, p.Title)
 	require.Equal(t, r.header.Get("X-Request-Id"), p.RequestID)
 	return p
+}
+
+// locations lists the errors[].location entries of a problem.
+func locations(p httpapi.Problem) []string {
+	out := make([]string, 0, len(p.Errors))
+	for _, e := range p.Errors {
+		out = append(out, e.Location)
+	}
+	return out
+}
+
+// jobKinds counts the River jobs in the database by kind.
+func jobKinds(t *testing.T, pool *pgxpool.Pool) map[string]int {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), "SELECT kind, count(*)::int FROM river_job GROUP BY kind")
+	require.NoError(t, err)
+	out := map[string]int{}
+	for rows.Next() {
+		var (
+			kind string
+			n    int
+		)
+		require.NoError(t, rows.Scan(&kind, &n))
+		out[kind] = n
+	}
+	require.NoError(t, rows.Err())
+	return out
 }
 
 func count(t *testing.T, pool *pgxpool.Pool, table string) int {

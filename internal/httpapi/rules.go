@@ -291,6 +291,10 @@ func (h *handlers) evaluateRule(ctx context.Context, in *evaluateRuleInput) (*ev
 	var accountID uuid.UUID
 	if in.Body != nil && in.Body.AccountID != "" {
 		accountID, _ = uuid.Parse(in.Body.AccountID)
+		if accountID == uuid.Nil {
+			// uuid.Nil means every account to the service; no account has it.
+			return nil, fail(ctx, h.Logger, rule.ErrUnknownAccount)
+		}
 	}
 	run, err := h.Rules.EvaluateNow(ctx, in.id(), accountID)
 	if err != nil {

@@ -23,7 +23,7 @@ const (
 	// one per operation); a condition that exceeds it fails with an error.
 	CostLimit = 1_000_000
 	// EvalTimeout bounds the wall time of one evaluation.
-	EvalTimeout = 100 * time.Millisecond
+	EvalTimeout = time.Second
 	// MaxExpressionLength bounds a condition or payload expression.
 	MaxExpressionLength = 4096
 	// cacheSize bounds the number of compiled rule versions kept in memory.

@@ -391,16 +391,8 @@ func (s *Service) EvaluateNow(ctx context.Context, id, accountID uuid.UUID) (*Ru
 }
 
 func wrap(action string, err error) error {
-	if errors.Is(err, pgx.ErrNoRows) {
-		return ErrNotFound
-	}
 	if code, constraint := db.ConstraintOf(err); code == db.CodeUniqueViolation && constraint == "rules_name_key" {
 		return ErrNameTaken
 	}
-	err = db.Translate(err)
-	var ae *apperr.Error
-	if errors.As(err, &ae) {
-		return err
-	}
-	return fmt.Errorf("%s: %w", action, err)
+	return db.Wrap(action, err, ErrNotFound)
 }

@@ -2,8 +2,6 @@ package rule
 
 import (
 	"context"
-	"fmt"
-	"strings"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -80,32 +78,17 @@ func getForUpdate(ctx context.Context, tx pgx.Tx, id uuid.UUID) (*Rule, error) {
 
 // List reads one page of rules through q, newest first.
 func List(ctx context.Context, q db.Querier, f Filter, p page.Params) (page.Page[*Rule], error) {
-	var (
-		where []string
-		args  []any
-	)
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, fmt.Sprintf(cond, len(args)))
-	}
+	var c db.Conditions
 	if !f.IncludeDeleted {
-		where = append(where, "deleted_at IS NULL")
+		c.AddFixed("deleted_at IS NULL")
 	}
 	if f.Enabled != nil {
-		add("enabled = $%d", *f.Enabled)
+		c.Add("enabled = $%d", *f.Enabled)
 	}
 	if f.Scheduled != nil {
-		add("scheduled = $%d", *f.Scheduled)
+		c.Add("scheduled = $%d", *f.Scheduled)
 	}
-	if p.After != uuid.Nil {
-		add("id < $%d", p.After)
-	}
-	query := `SELECT ` + columns + ` FROM rules`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	args = append(args, p.Limit+1)
-	query += fmt.Sprintf(` ORDER BY id DESC LIMIT $%d`, len(args))
+	query, args := c.Page(`SELECT `+columns+` FROM rules`, p)
 	items, err := collect(q.Query(ctx, query, args...))
 	if err != nil {
 		return page.Page[*Rule]{}, wrap("list rules", err)

@@ -17,15 +17,20 @@ import (
 	"github.com/ctrader/ctrader/internal/account"
 	"github.com/ctrader/ctrader/internal/dbtest"
 	"github.com/ctrader/ctrader/internal/engine"
+	"github.com/ctrader/ctrader/internal/event"
 	"github.com/ctrader/ctrader/internal/jobs"
 	"github.com/ctrader/ctrader/internal/rule"
 	"github.com/ctrader/ctrader/internal/worker"
 )
 
 type testBundle struct {
-	pool   *pgxpool.Pool
-	client *river.Client[pgx.Tx]
-	svc    *account.Service
+	pool     *pgxpool.Pool
+	client   *river.Client[pgx.Tx]
+	svc      *account.Service
+	compiler *rule.Compiler
+	engine   *engine.Engine
+	rules    *rule.Service
+	events   *event.Service
 }
 
 func setup(t *testing.T) *testBundle {
@@ -33,29 +38,47 @@ func setup(t *testing.T) *testBundle {
 	pool := dbtest.New(t)
 	compiler, err := rule.NewCompiler()
 	require.NoError(t, err)
+	eng := engine.New(compiler, engine.DefaultMaxDepth, dbtest.Logger(t))
 	client, err := worker.NewClient(pool, dbtest.Logger(t), worker.Options{
 		Work: true, Concurrency: 2, JobTimeout: 10 * time.Second, RescueAfter: time.Minute,
-		Engine: engine.New(compiler, engine.DefaultMaxDepth, dbtest.Logger(t)),
+		Engine: eng,
 	})
 	require.NoError(t, err)
-	return &testBundle{pool: pool, client: client, svc: account.NewService(pool, client)}
+	return &testBundle{
+		pool: pool, client: client, svc: account.NewService(pool, client),
+		compiler: compiler, engine: eng,
+		rules:  rule.NewService(pool, client, compiler),
+		events: event.NewService(pool, client),
+	}
 }
 
 // runningJob fetches the account's provisioning job and moves it to running,
 // as River's producer does before calling Work.
 func runningJob(t *testing.T, b *testBundle, accountID uuid.UUID) *river.Job[jobs.AccountProvision] {
 	t.Helper()
+	return running[jobs.AccountProvision](t, b, `args->>'account_id' = $2`, accountID.String())
+}
+
+// running moves the one job of T's kind that filter (an SQL condition on
+// river_job whose parameters start at $2) selects to running, counting an
+// attempt as River's producer does before calling Work, and returns it.
+func running[T river.JobArgs](t *testing.T, b *testBundle, filter string, args ...any) *river.Job[T] {
+	t.Helper()
 	ctx := context.Background()
-	var id int64
-	require.NoError(t, b.pool.QueryRow(ctx, `
+	var zero T
+	rows, err := b.pool.Query(ctx, `
 		UPDATE river_job SET state = 'running', attempt = attempt + 1, attempted_at = now(), finalized_at = NULL
-		WHERE kind = $1 AND args->>'account_id' = $2
-		RETURNING id`, jobs.AccountProvision{}.Kind(), accountID.String()).Scan(&id))
-	row, err := b.client.JobGet(ctx, id)
+		WHERE kind = $1 AND (`+filter+`)
+		RETURNING id`, append([]any{zero.Kind()}, args...)...)
 	require.NoError(t, err)
-	var args jobs.AccountProvision
-	require.NoError(t, json.Unmarshal(row.EncodedArgs, &args))
-	return &river.Job[jobs.AccountProvision]{JobRow: row, Args: args}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	require.NoError(t, err)
+	require.Len(t, ids, 1, "%s jobs where %s", zero.Kind(), filter)
+	row, err := b.client.JobGet(ctx, ids[0])
+	require.NoError(t, err)
+	var decoded T
+	require.NoError(t, json.Unmarshal(row.EncodedArgs, &decoded))
+	return &river.Job[T]{JobRow: row, Args: decoded}
 }
 
 func workerFor(b *testBundle) river.Worker[jobs.AccountProvision] {

@@ -1,0 +1,24 @@
+package worker
+
+import (
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ctrader/ctrader/internal/engine"
+)
+
+// Constructors for the workers NewClient registers, so tests can call their
+// Work methods directly.
+
+func NewWonWorker(pool *pgxpool.Pool) *WonWorker { return &WonWorker{pool: pool} }
+
+func NewEvaluateWorker(pool *pgxpool.Pool, e *engine.Engine) *EvaluateWorker {
+	return &EvaluateWorker{pool: pool, engine: e}
+}
+
+func NewScheduleWorker(pool *pgxpool.Pool) *ScheduleWorker { return &ScheduleWorker{pool: pool} }
+
+func NewFanOutWorker(pool *pgxpool.Pool) *FanOutWorker { return &FanOutWorker{pool: pool} }
+
+func NewEvaluateAccountsWorker(pool *pgxpool.Pool, e *engine.Engine) *EvaluateAccountsWorker {
+	return &EvaluateAccountsWorker{pool: pool, engine: e}
+}
