@@ -61,13 +61,15 @@ func startProcess(ctx context.Context, name string, args []string, getenv func(s
 		return nil, err
 	}
 	client, err := worker.NewClient(pool, logger, worker.Options{
-		Work:             true,
-		Concurrency:      cfg.WorkerConcurrency,
-		QueueConcurrency: cfg.QueueConcurrency,
-		JobTimeout:       cfg.JobTimeout,
-		RescueAfter:      cfg.JobRescueAfter,
-		Engine:           engine.New(compiler, cfg.MaxEventDepth, logger),
-		RulesInterval:    cfg.RulesEvalInterval,
+		Work:              true,
+		Concurrency:       cfg.WorkerConcurrency,
+		QueueConcurrency:  cfg.QueueConcurrency,
+		FetchCooldown:     cfg.FetchCooldown,
+		FetchPollInterval: cfg.FetchPollInterval,
+		JobTimeout:        cfg.JobTimeout,
+		RescueAfter:       cfg.JobRescueAfter,
+		Engine:            engine.New(compiler, cfg.MaxEventDepth, logger),
+		RulesInterval:     cfg.RulesEvalInterval,
 	})
 	if err != nil {
 		pool.Close()

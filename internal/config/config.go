@@ -31,6 +31,8 @@ type Config struct {
 	JobTimeout        time.Duration
 	JobRescueAfter    time.Duration
 	QueueConcurrency  map[string]int
+	FetchCooldown     time.Duration
+	FetchPollInterval time.Duration
 	MaxEventDepth     int
 	RulesEvalInterval time.Duration
 }
@@ -108,6 +110,12 @@ func Vars() []Var {
 		{Env: "QUEUE_CONCURRENCY", Flag: "queue-concurrency", Default: "", Group: Server,
 			Usage: "per-queue overrides of WORKER_CONCURRENCY, such as events=20,rules=40 (queues: " + strings.Join(jobs.Queues(), ", ") + ")",
 			set:   setQueueConcurrency},
+		{Env: "FETCH_COOLDOWN", Flag: "fetch-cooldown", Default: "5ms", Group: Server,
+			Usage: "least time between two fetches of a queue; a queue works at most its concurrency per cooldown",
+			set:   durationSetter(func(c *Config) *time.Duration { return &c.FetchCooldown })},
+		{Env: "FETCH_POLL_INTERVAL", Flag: "fetch-poll-interval", Default: "1s", Group: Server,
+			Usage: "how often queues are polled for jobs when no insert notification arrives",
+			set:   durationSetter(func(c *Config) *time.Duration { return &c.FetchPollInterval })},
 		{Env: "MAX_EVENT_DEPTH", Flag: "max-event-depth", Default: "8", Group: Server,
 			Usage: "longest chain of follow-up events; events at this depth are evaluated but emit nothing",
 			set: func(c *Config, v string) error {

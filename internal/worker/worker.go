@@ -27,6 +27,12 @@ type Options struct {
 	// QueueConcurrency names the queue.
 	Concurrency      int
 	QueueConcurrency map[string]int
+	// FetchCooldown is the least time between two fetches of a queue, which
+	// caps a queue at Concurrency jobs per cooldown; zero keeps River's
+	// default. FetchPollInterval is how often queues are polled when no
+	// notification arrives.
+	FetchCooldown     time.Duration
+	FetchPollInterval time.Duration
 	// JobTimeout bounds a single job's run.
 	JobTimeout time.Duration
 	// RescueAfter is how long a job may sit in running before it is
@@ -81,6 +87,8 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, opts Options) (*river.Cl
 			}
 			cfg.Queues[q] = river.QueueConfig{MaxWorkers: n}
 		}
+		cfg.FetchCooldown = opts.FetchCooldown
+		cfg.FetchPollInterval = opts.FetchPollInterval
 		cfg.JobTimeout = opts.JobTimeout
 		cfg.RescueStuckJobsAfter = opts.RescueAfter
 		cfg.PeriodicJobs = periodicJobs(opts.RulesInterval)
