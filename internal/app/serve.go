@@ -19,6 +19,7 @@ import (
 	"github.com/ctrader/ctrader/internal/account"
 	"github.com/ctrader/ctrader/internal/config"
 	"github.com/ctrader/ctrader/internal/db"
+	"github.com/ctrader/ctrader/internal/egress"
 	"github.com/ctrader/ctrader/internal/engine"
 	"github.com/ctrader/ctrader/internal/evaluation"
 	"github.com/ctrader/ctrader/internal/event"
@@ -26,6 +27,7 @@ import (
 	"github.com/ctrader/ctrader/internal/logging"
 	"github.com/ctrader/ctrader/internal/rule"
 	"github.com/ctrader/ctrader/internal/version"
+	"github.com/ctrader/ctrader/internal/webhook"
 	"github.com/ctrader/ctrader/internal/worker"
 )
 
@@ -37,6 +39,7 @@ type process struct {
 	pool     *pgxpool.Pool
 	river    *river.Client[pgx.Tx]
 	compiler *rule.Compiler
+	webhooks *webhook.Service
 }
 
 func startProcess(ctx context.Context, name string, args []string, getenv func(string) string, stderr io.Writer) (*process, error) {
@@ -60,7 +63,21 @@ func startProcess(ctx context.Context, name string, args []string, getenv func(s
 		pool.Close()
 		return nil, err
 	}
+	sealer, err := webhook.ParseSealKey(cfg.WebhookSecretKey)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("invalid WEBHOOK_SECRET_KEY: %w", err)
+	}
+	webhooks := webhook.NewService(pool, sealer, cfg.WebhookSecretGrace)
+	sender := webhook.NewSender(webhooks, egress.NewClient(egress.Options{
+		Timeout:      cfg.WebhookTimeout,
+		AllowPrivate: cfg.WebhookAllowPrivate,
+		AllowCIDRs:   cfg.WebhookAllowedCIDRs,
+		UserAgent:    "ctrader-webhooks/" + version.Version,
+	}))
 	client, err := worker.NewClient(pool, logger, worker.Options{
+		Webhooks:          sender,
+		WebhookTimeout:    cfg.WebhookTimeout,
 		Work:              true,
 		Concurrency:       cfg.WorkerConcurrency,
 		QueueConcurrency:  cfg.QueueConcurrency,
@@ -75,7 +92,7 @@ func startProcess(ctx context.Context, name string, args []string, getenv func(s
 		pool.Close()
 		return nil, err
 	}
-	return &process{cfg: cfg, logger: logger, pool: pool, river: client, compiler: compiler}, nil
+	return &process{cfg: cfg, logger: logger, pool: pool, river: client, compiler: compiler, webhooks: webhooks}, nil
 }
 
 // prepareSchema migrates when asked to and otherwise refuses to run against a
@@ -126,6 +143,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Events:      event.NewService(p.pool, p.river),
 		Rules:       rule.NewService(p.pool, p.river, p.compiler),
 		Evaluations: evaluation.NewService(p.pool),
+		Webhooks:    p.webhooks,
+		JobRetrier:  p.river,
 		RiverUI:     ui,
 	})
 	return p.run(ctx, p.cfg.HTTPAddr, handler, ui.Start)

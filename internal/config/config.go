@@ -9,32 +9,40 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/ctrader/ctrader/internal/egress"
 	"github.com/ctrader/ctrader/internal/jobs"
+	"github.com/ctrader/ctrader/internal/webhook"
 )
 
 // Config is everything a ctrader process needs to know at start.
 type Config struct {
-	DatabaseURL       string
-	DatabaseMaxConns  int32
-	LogLevel          slog.Level
-	LogFormat         string // auto, text or json
-	HTTPAddr          string
-	HealthAddr        string
-	WorkerConcurrency int
-	Migrate           bool
-	ShutdownTimeout   time.Duration
-	JobTimeout        time.Duration
-	JobRescueAfter    time.Duration
-	QueueConcurrency  map[string]int
-	FetchCooldown     time.Duration
-	FetchPollInterval time.Duration
-	MaxEventDepth     int
-	RulesEvalInterval time.Duration
+	DatabaseURL         string
+	DatabaseMaxConns    int32
+	LogLevel            slog.Level
+	LogFormat           string // auto, text or json
+	HTTPAddr            string
+	HealthAddr          string
+	WorkerConcurrency   int
+	Migrate             bool
+	ShutdownTimeout     time.Duration
+	JobTimeout          time.Duration
+	JobRescueAfter      time.Duration
+	QueueConcurrency    map[string]int
+	FetchCooldown       time.Duration
+	FetchPollInterval   time.Duration
+	MaxEventDepth       int
+	WebhookTimeout      time.Duration
+	WebhookAllowPrivate bool
+	WebhookAllowedCIDRs []netip.Prefix
+	WebhookSecretKey    string
+	WebhookSecretGrace  time.Duration
+	RulesEvalInterval   time.Duration
 }
 
 // Group selects which settings a command accepts.
@@ -45,6 +53,8 @@ const (
 	Database Group = 1 << iota
 	// Server settings: serve and worker.
 	Server
+	// Secret marks a setting whose value must never be shown.
+	Secret
 )
 
 // Var describes one setting; the README's configuration table lists the same.
@@ -129,6 +139,38 @@ func Vars() []Var {
 		{Env: "RULES_EVAL_INTERVAL", Flag: "rules-eval-interval", Default: "5m", Group: Server,
 			Usage: "period of the scheduled evaluation of scheduled rules",
 			set:   durationSetter(func(c *Config) *time.Duration { return &c.RulesEvalInterval })},
+		{Env: "WEBHOOK_TIMEOUT", Flag: "webhook-timeout", Default: "15s", Group: Server,
+			Usage: "time allowed for one webhook delivery attempt",
+			set:   durationSetter(func(c *Config) *time.Duration { return &c.WebhookTimeout })},
+		{Env: "WEBHOOK_ALLOW_PRIVATE", Flag: "webhook-allow-private", Default: "false", Group: Server,
+			Usage: "allow webhook deliveries to loopback, private and link-local addresses (development only)",
+			set: func(c *Config, v string) error {
+				b, err := strconv.ParseBool(v)
+				if err != nil {
+					return errors.New("must be true or false")
+				}
+				c.WebhookAllowPrivate = b
+				return nil
+			}},
+		{Env: "WEBHOOK_ALLOWED_CIDRS", Flag: "webhook-allowed-cidrs", Default: "", Group: Server,
+			Usage: "non-public ranges webhook deliveries may reach anyway, such as 10.1.0.0/16,192.168.1.5",
+			set: func(c *Config, v string) error {
+				prefixes, err := egress.ParseCIDRs(v)
+				c.WebhookAllowedCIDRs = prefixes
+				return err
+			}},
+		{Env: "WEBHOOK_SECRET_KEY", Flag: "webhook-secret-key", Default: "", Group: Server | Secret,
+			Usage: "32 bytes in base64 (openssl rand -base64 32) that encrypt webhook signing secrets at rest; empty stores them unencrypted",
+			set: func(c *Config, v string) error {
+				if _, err := webhook.ParseSealKey(v); err != nil {
+					return err
+				}
+				c.WebhookSecretKey = v
+				return nil
+			}},
+		{Env: "WEBHOOK_SECRET_GRACE", Flag: "webhook-secret-grace", Default: "24h", Group: Server,
+			Usage: "how long a rotated-out webhook secret keeps signing alongside the new one",
+			set:   durationSetter(func(c *Config) *time.Duration { return &c.WebhookSecretGrace })},
 		{Env: "MIGRATE", Flag: "migrate", Default: "false", Group: Server,
 			Usage: "apply pending migrations before starting",
 			set: func(c *Config, v string) error {
@@ -203,6 +245,9 @@ func Load(name string, groups Group, args []string, getenv func(string) string, 
 		}
 		setter := v.set
 		usage := fmt.Sprintf("%s (env %s, default %q)", v.Usage, v.Env, v.Default)
+		if v.Group&Secret != 0 {
+			usage = fmt.Sprintf("%s (env %s)", v.Usage, v.Env)
+		}
 		if v.Flag == "migrate" {
 			fs.BoolFunc(v.Flag, usage, func(s string) error { return setter(cfg, s) })
 			continue

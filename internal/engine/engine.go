@@ -18,6 +18,7 @@ import (
 	"github.com/ctrader/ctrader/internal/event"
 	"github.com/ctrader/ctrader/internal/jobs"
 	"github.com/ctrader/ctrader/internal/rule"
+	"github.com/ctrader/ctrader/internal/webhook"
 )
 
 // DefaultMaxDepth is how many follow-up events a chain may have.
@@ -26,6 +27,10 @@ const DefaultMaxDepth = 8
 // SkippedDepthLimit says an emit_event action was not taken because the
 // triggering event is at the maximum depth.
 const SkippedDepthLimit = "depth_limit"
+
+// SkippedEndpointDisabled says a webhook action was not taken because its
+// endpoint is disabled or deleted.
+const SkippedEndpointDisabled = "endpoint_disabled"
 
 // Engine evaluates rules.
 type Engine struct {
@@ -205,6 +210,17 @@ func (e *Engine) act(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, p *
 				return err
 			}
 			res.EventID = &followUp.ID
+		case rule.ActionWebhook:
+			res.EndpointID = a.EndpointID
+			id, err := e.deliver(ctx, tx, inserter, p, uuid.MustParse(a.EndpointID))
+			if err != nil {
+				return err
+			}
+			if id == uuid.Nil {
+				res.Skipped = SkippedEndpointDisabled
+				break
+			}
+			res.DeliveryID = &id
 		case rule.ActionSetAccountStatus:
 			previous, err := account.SetStatus(ctx, tx, p.subject.account.ID, a.Status)
 			if err != nil {
@@ -242,4 +258,28 @@ func (e *Engine) followUp(ctx context.Context, p *pending, i int, a rule.Action)
 		followUp.Depth = src.Depth + 1
 	}
 	return followUp, nil
+}
+
+// deliver queues a webhook delivery for a matched rule and returns its id, or
+// uuid.Nil when the endpoint is disabled or deleted.
+func (e *Engine) deliver(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, p *pending, endpointID uuid.UUID) (uuid.UUID, error) {
+	usable, err := webhook.Enabled(ctx, tx, endpointID)
+	if err != nil || !usable {
+		return uuid.Nil, err
+	}
+	a, r, ev := p.subject.account, p.subject.rule, p.eval
+	data := map[string]any{
+		"event": p.subject.event,
+		"rule":  map[string]any{"id": r.ID, "name": r.Name, "version": r.Version},
+		"evaluation": map[string]any{
+			"id": ev.ID, "trigger": ev.Trigger, "run_id": ev.RunID, "matched": ev.Matched,
+			"depth_limited": ev.DepthLimited, "evaluated_at": ev.EvaluatedAt,
+		},
+		"account": map[string]any{
+			"id": a.ID, "name": a.Name, "status": a.Status, "won_count": a.WonCount,
+			"won_total": a.WonTotal, "metadata": a.Metadata, "created_at": a.CreatedAt,
+		},
+	}
+	msg := webhook.Message{Type: webhook.MessageType, Timestamp: ev.EvaluatedAt, Data: data}
+	return webhook.Enqueue(ctx, tx, inserter, endpointID, &ev.ID, msg)
 }

@@ -29,6 +29,8 @@ type ActionResult struct {
 	EventID        *uuid.UUID `json:"event_id,omitempty"`
 	Status         string     `json:"status,omitempty"`
 	PreviousStatus string     `json:"previous_status,omitempty"`
+	EndpointID     string     `json:"endpoint_id,omitempty"`
+	DeliveryID     *uuid.UUID `json:"delivery_id,omitempty"`
 	Skipped        string     `json:"skipped,omitempty"` // why the action was not taken, such as "depth_limit"
 	Error          string     `json:"error,omitempty"`
 }

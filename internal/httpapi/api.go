@@ -15,6 +15,7 @@ import (
 	"github.com/ctrader/ctrader/internal/evaluation"
 	"github.com/ctrader/ctrader/internal/event"
 	"github.com/ctrader/ctrader/internal/rule"
+	"github.com/ctrader/ctrader/internal/webhook"
 )
 
 // APIVersion is the version of the HTTP contract in the OpenAPI document. It
@@ -30,6 +31,8 @@ type Deps struct {
 	Events      *event.Service
 	Rules       *rule.Service
 	Evaluations *evaluation.Service
+	Webhooks    *webhook.Service
+	JobRetrier  webhook.JobRetrier
 	// RiverUI, when set, is served under /riverui/.
 	RiverUI http.Handler
 }
@@ -52,6 +55,7 @@ func Config() huma.Config {
 		{Name: "events", Description: "Things that happened to accounts. Each event is processed by background jobs: won events update the account's totals, then matching rules are evaluated."},
 		{Name: "rules", Description: "CEL conditions with actions, evaluated on events, on a schedule or on demand."},
 		{Name: "evaluations", Description: "The record of every rule evaluation: matched or not, errors, actions taken."},
+		{Name: "webhooks", Description: "Endpoints that receive signed Standard Webhooks deliveries when rules with a webhook action match, and the record of every delivery."},
 		{Name: "operations", Description: "Liveness and readiness probes."},
 	}
 	return cfg
@@ -85,6 +89,16 @@ func Register(api huma.API, d Deps) {
 	huma.Register(api, opEvaluateRule, h.evaluateRule)
 
 	huma.Register(api, opListEvaluations, h.listEvaluations)
+
+	huma.Register(api, opCreateWebhookEndpoint, h.createWebhookEndpoint)
+	huma.Register(api, opListWebhookEndpoints, h.listWebhookEndpoints)
+	huma.Register(api, opGetWebhookEndpoint, h.getWebhookEndpoint)
+	huma.Register(api, opUpdateWebhookEndpoint, h.updateWebhookEndpoint)
+	huma.Register(api, opDeleteWebhookEndpoint, h.deleteWebhookEndpoint)
+	huma.Register(api, opRotateWebhookSecret, h.rotateWebhookSecret)
+	huma.Register(api, opListWebhookDeliveries, h.listWebhookDeliveries)
+	huma.Register(api, opGetWebhookDelivery, h.getWebhookDelivery)
+	huma.Register(api, opRetryWebhookDelivery, h.retryWebhookDelivery)
 }
 
 type handlers struct {

@@ -18,7 +18,9 @@ type ActionResult struct {
 	EventID        string `json:"event_id,omitempty" format:"uuid" doc:"emit_event: the follow-up event"`
 	Status         string `json:"status,omitempty" doc:"set_account_status: the new status"`
 	PreviousStatus string `json:"previous_status,omitempty" doc:"set_account_status: the status before"`
-	Skipped        string `json:"skipped,omitempty" doc:"Why the action was not taken: depth_limit when the event is at the maximum depth"`
+	EndpointID     string `json:"endpoint_id,omitempty" format:"uuid" doc:"webhook: the endpoint"`
+	DeliveryID     string `json:"delivery_id,omitempty" format:"uuid" doc:"webhook: the delivery queued"`
+	Skipped        string `json:"skipped,omitempty" doc:"Why the action was not taken: depth_limit when the event is at the maximum depth, endpoint_disabled for a disabled webhook endpoint"`
 	Error          string `json:"error,omitempty" doc:"Why the action failed, such as a payload expression error"`
 }
 
@@ -56,9 +58,12 @@ func toEvaluation(e *evaluation.Evaluation) Evaluation {
 	}
 	for i, a := range e.Actions {
 		out.Actions[i] = ActionResult{Type: a.Type, EventType: a.EventType, Status: a.Status,
-			PreviousStatus: a.PreviousStatus, Skipped: a.Skipped, Error: a.Error}
+			PreviousStatus: a.PreviousStatus, Skipped: a.Skipped, Error: a.Error, EndpointID: a.EndpointID}
 		if a.EventID != nil {
 			out.Actions[i].EventID = a.EventID.String()
+		}
+		if a.DeliveryID != nil {
+			out.Actions[i].DeliveryID = a.DeliveryID.String()
 		}
 	}
 	return out

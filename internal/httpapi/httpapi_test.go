@@ -18,6 +18,7 @@ import (
 	"github.com/ctrader/ctrader/internal/event"
 	"github.com/ctrader/ctrader/internal/httpapi"
 	"github.com/ctrader/ctrader/internal/rule"
+	"github.com/ctrader/ctrader/internal/webhook"
 	"github.com/ctrader/ctrader/internal/worker"
 )
 
@@ -40,6 +41,8 @@ func setupWithPool(t *testing.T, pool *pgxpool.Pool) *testBundle {
 		Events:      event.NewService(pool, client),
 		Rules:       rule.NewService(pool, client, compiler),
 		Evaluations: evaluation.NewService(pool),
+		Webhooks:    webhook.NewService(pool, nil, 0),
+		JobRetrier:  client,
 	}))
 	t.Cleanup(srv.Close)
 	return &testBundle{pool: pool, server: srv}

@@ -20,11 +20,12 @@ const (
 	QueueEvents      = "events"
 	QueueRules       = "rules"
 	QueueMaintenance = "maintenance"
+	QueueWebhooks    = "webhooks"
 )
 
 // Queues lists every queue a worker process serves.
 func Queues() []string {
-	return []string{QueueAccounts, QueueEvents, QueueRules, QueueMaintenance}
+	return []string{QueueAccounts, QueueEvents, QueueRules, QueueWebhooks, QueueMaintenance}
 }
 
 // EventMaxAttempts bounds retries of an event's jobs: about four hours of
@@ -148,4 +149,19 @@ type Inserter interface {
 	InsertTx(ctx context.Context, tx pgx.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
 	InsertManyTx(ctx context.Context, tx pgx.Tx, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error)
 	InsertManyFastTx(ctx context.Context, tx pgx.Tx, params []river.InsertManyParams) (int, error)
+}
+
+// WebhookDeliver makes one attempt at a webhook delivery; failed attempts are
+// retried on the webhook schedule.
+type WebhookDeliver struct {
+	DeliveryID uuid.UUID `json:"delivery_id"`
+}
+
+// Kind is the job's stable name.
+func (WebhookDeliver) Kind() string { return "webhook.deliver" }
+
+// InsertOpts routes the job to the webhooks queue, so a slow consumer cannot
+// hold back event processing.
+func (WebhookDeliver) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueWebhooks}
 }

@@ -27,16 +27,18 @@ import (
 	"github.com/ctrader/ctrader/internal/event"
 	"github.com/ctrader/ctrader/internal/jobs"
 	"github.com/ctrader/ctrader/internal/page"
+	"github.com/ctrader/ctrader/internal/webhook"
 )
 
 // Action types.
 const (
 	ActionEmitEvent        = "emit_event"         // post a follow-up event for the same account
 	ActionSetAccountStatus = "set_account_status" // change the account's status
+	ActionWebhook          = "webhook"            // deliver a signed message to a webhook endpoint
 )
 
 // ActionTypes lists every action type, in the order the API documents them.
-var ActionTypes = []string{ActionEmitEvent, ActionSetAccountStatus}
+var ActionTypes = []string{ActionEmitEvent, ActionSetAccountStatus, ActionWebhook}
 
 // Limits on input.
 const (
@@ -67,6 +69,8 @@ type Action struct {
 	PayloadExpr string         `json:"payload_expr,omitempty"`
 	// set_account_status
 	Status string `json:"status,omitempty"`
+	// webhook
+	EndpointID string `json:"endpoint_id,omitempty"`
 }
 
 // Rule is one version of a rule.
@@ -214,6 +218,9 @@ func checkAction(a *Action, location string) []apperr.FieldError {
 		if a.Status != "" {
 			bad(".status", "only for set_account_status", nil)
 		}
+		if a.EndpointID != "" {
+			bad(".endpoint_id", "only for webhook", nil)
+		}
 	case ActionSetAccountStatus:
 		switch {
 		case a.Status == "":
@@ -221,13 +228,45 @@ func checkAction(a *Action, location string) []apperr.FieldError {
 		case a.Status == account.StatusPending || !StatusPattern.MatchString(a.Status):
 			bad(".status", "must match ^[a-z][a-z0-9_]{0,31}$ and not be pending", a.Status)
 		}
-		if a.EventType != "" || a.Payload != nil || a.PayloadExpr != "" {
-			bad("", "event_type, payload and payload_expr are only for emit_event", nil)
+		if a.EventType != "" || a.Payload != nil || a.PayloadExpr != "" || a.EndpointID != "" {
+			bad("", "set_account_status takes only a status", nil)
+		}
+	case ActionWebhook:
+		if id, err := uuid.Parse(a.EndpointID); err != nil {
+			bad(".endpoint_id", "webhook needs the id of a webhook endpoint", a.EndpointID)
+		} else {
+			a.EndpointID = id.String()
+		}
+		if a.EventType != "" || a.Payload != nil || a.PayloadExpr != "" || a.Status != "" {
+			bad("", "webhook takes only an endpoint_id", nil)
 		}
 	default:
 		bad(".type", "unknown action type; one of "+strings.Join(ActionTypes, ", "), a.Type)
 	}
 	return fields
+}
+
+// requireEndpoints checks that every webhook action names an endpoint that
+// exists and is not deleted.
+func requireEndpoints(ctx context.Context, tx pgx.Tx, actions []Action) error {
+	var fields []apperr.FieldError
+	for i, a := range actions {
+		if a.Type != ActionWebhook {
+			continue
+		}
+		ok, err := webhook.Usable(ctx, tx, uuid.MustParse(a.EndpointID))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			fields = append(fields, apperr.FieldError{Location: fmt.Sprintf("body.actions[%d].endpoint_id", i),
+				Message: "no webhook endpoint has this id", Value: a.EndpointID})
+		}
+	}
+	if len(fields) > 0 {
+		return apperr.InvalidFields("unknown webhook endpoint", fields...)
+	}
+	return nil
 }
 
 // Matches reports whether r is evaluated for events of eventType. Scheduled
@@ -262,6 +301,9 @@ func (s *Service) Create(ctx context.Context, in Input) (*Rule, error) {
 	}
 	var r *Rule
 	err = db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := requireEndpoints(ctx, tx, in.Actions); err != nil {
+			return err
+		}
 		var err error
 		r, err = insert(ctx, tx, id, in)
 		return err
@@ -308,6 +350,9 @@ func (s *Service) Update(ctx context.Context, id uuid.UUID, p Patch) (*Rule, err
 		if in.equal(cur) {
 			out = cur
 			return nil
+		}
+		if err := requireEndpoints(ctx, tx, in.Actions); err != nil {
+			return err
 		}
 		out, err = update(ctx, tx, cur, in, false)
 		return err

@@ -16,10 +16,12 @@ import (
 
 	"github.com/ctrader/ctrader/internal/account"
 	"github.com/ctrader/ctrader/internal/dbtest"
+	"github.com/ctrader/ctrader/internal/egress"
 	"github.com/ctrader/ctrader/internal/engine"
 	"github.com/ctrader/ctrader/internal/event"
 	"github.com/ctrader/ctrader/internal/jobs"
 	"github.com/ctrader/ctrader/internal/rule"
+	"github.com/ctrader/ctrader/internal/webhook"
 	"github.com/ctrader/ctrader/internal/worker"
 )
 
@@ -33,6 +35,12 @@ type testBundle struct {
 	events   *event.Service
 }
 
+// testSender delivers webhooks to any address, test servers on loopback
+// included.
+func testSender(pool *pgxpool.Pool) *webhook.Sender {
+	return webhook.NewSender(webhook.NewService(pool, nil, 0), egress.NewClient(egress.Options{AllowPrivate: true, Timeout: 5 * time.Second}))
+}
+
 func setup(t *testing.T) *testBundle {
 	t.Helper()
 	pool := dbtest.New(t)
@@ -41,7 +49,7 @@ func setup(t *testing.T) *testBundle {
 	eng := engine.New(compiler, engine.DefaultMaxDepth, dbtest.Logger(t))
 	client, err := worker.NewClient(pool, dbtest.Logger(t), worker.Options{
 		Work: true, Concurrency: 2, JobTimeout: 10 * time.Second, RescueAfter: time.Minute,
-		Engine: eng,
+		Engine: eng, Webhooks: testSender(pool), WebhookTimeout: 5 * time.Second,
 	})
 	require.NoError(t, err)
 	return &testBundle{

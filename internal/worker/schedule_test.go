@@ -31,6 +31,7 @@ func startClient(t *testing.T, pool *pgxpool.Pool, id string, rulesInterval time
 	client, err := worker.NewClient(pool, dbtest.Logger(t), worker.Options{
 		Work: true, Concurrency: 2, JobTimeout: 10 * time.Second, RescueAfter: time.Minute,
 		Engine: engine.New(compiler, engine.DefaultMaxDepth, dbtest.Logger(t)), RulesInterval: rulesInterval, ID: id,
+		Webhooks: testSender(pool), WebhookTimeout: 5 * time.Second,
 	})
 	require.NoError(t, err)
 	require.NoError(t, client.Start(context.Background()))

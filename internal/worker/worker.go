@@ -16,6 +16,7 @@ import (
 
 	"github.com/ctrader/ctrader/internal/engine"
 	"github.com/ctrader/ctrader/internal/jobs"
+	"github.com/ctrader/ctrader/internal/webhook"
 )
 
 // Options configures the River client.
@@ -40,6 +41,10 @@ type Options struct {
 	RescueAfter time.Duration
 	// Engine evaluates rules; required to work jobs.
 	Engine *engine.Engine
+	// Webhooks sends webhook deliveries; required to work jobs.
+	Webhooks *webhook.Sender
+	// WebhookTimeout bounds one delivery attempt.
+	WebhookTimeout time.Duration
 	// RulesInterval is the period of scheduled rule evaluation; 0 disables it.
 	RulesInterval time.Duration
 	// ID names this client in River's tables; empty lets River pick one.
@@ -66,8 +71,8 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, opts Options) (*river.Cl
 		if opts.JobTimeout <= 0 || opts.RescueAfter <= opts.JobTimeout {
 			return nil, errors.New("rescue-after must be longer than the job timeout")
 		}
-		if opts.Engine == nil {
-			return nil, errors.New("engine is required to work jobs")
+		if opts.Engine == nil || opts.Webhooks == nil {
+			return nil, errors.New("engine and webhook sender are required to work jobs")
 		}
 		workers := river.NewWorkers()
 		river.AddWorker(workers, NewAccountWorker(pool))
@@ -77,6 +82,7 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, opts Options) (*river.Cl
 		river.AddWorker(workers, &FanOutWorker{pool: pool})
 		river.AddWorker(workers, &EvaluateAccountsWorker{pool: pool, engine: opts.Engine})
 		river.AddWorker(workers, &IdempotencyCleanupWorker{pool: pool})
+		river.AddWorker(workers, &WebhookWorker{pool: pool, sender: opts.Webhooks, timeout: opts.WebhookTimeout})
 
 		cfg.Workers = workers
 		cfg.Queues = make(map[string]river.QueueConfig, len(jobs.Queues()))

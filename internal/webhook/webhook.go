@@ -1,0 +1,354 @@
+// Package webhook delivers signed notifications to endpoints clients
+// register, following the Standard Webhooks specification
+// (standardwebhooks.com): every delivery has a stable webhook-id, a
+// webhook-timestamp and a webhook-signature any Standard Webhooks library
+// verifies. Deliveries are River jobs on their own queue, retried on a
+// schedule, with every attempt recorded.
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ctrader/ctrader/internal/apperr"
+	"github.com/ctrader/ctrader/internal/db"
+	"github.com/ctrader/ctrader/internal/egress"
+	"github.com/ctrader/ctrader/internal/page"
+)
+
+// Limits and policies.
+const (
+	MaxDescriptionLength = 2000
+	// DisableAfterFailures disables an endpoint after this many failed
+	// attempts in a row, across its deliveries.
+	DisableAfterFailures = 50
+	// DefaultSecretGrace is how long a rotated-out secret keeps signing.
+	DefaultSecretGrace = 24 * time.Hour
+)
+
+// Reasons an endpoint is disabled.
+const (
+	DisabledGone     = "the endpoint answered 410 Gone"
+	DisabledFailures = "too many failed attempts in a row"
+)
+
+// Errors.
+var (
+	ErrNotFound         = apperr.New(apperr.NotFound, "webhook endpoint not found")
+	ErrDeleted          = apperr.New(apperr.Conflict, "the webhook endpoint is deleted")
+	ErrDeliveryNotFound = apperr.New(apperr.NotFound, "webhook delivery not found")
+)
+
+// Endpoint is a URL that receives deliveries.
+type Endpoint struct {
+	ID                  uuid.UUID
+	URL                 string
+	Description         string
+	Enabled             bool
+	DisabledReason      *string
+	DisabledAt          *time.Time
+	ConsecutiveFailures int
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
+	DeletedAt           *time.Time
+}
+
+// Service manages endpoints and deliveries.
+type Service struct {
+	pool   *pgxpool.Pool
+	sealer *Sealer
+	grace  time.Duration
+}
+
+// NewService returns a Service. sealer may be nil (secrets stored as they
+// are); grace is how long a rotated-out secret keeps signing.
+func NewService(pool *pgxpool.Pool, sealer *Sealer, grace time.Duration) *Service {
+	if grace <= 0 {
+		grace = DefaultSecretGrace
+	}
+	return &Service{pool: pool, sealer: sealer, grace: grace}
+}
+
+// Input is an endpoint's writable fields.
+type Input struct {
+	URL         string
+	Description string
+	Enabled     bool
+}
+
+func (in *Input) check() error {
+	var fields []apperr.FieldError
+	in.URL = strings.TrimSpace(in.URL)
+	if err := egress.ValidateURL(in.URL); err != nil {
+		fields = append(fields, apperr.FieldError{Location: "body.url", Message: err.Error()})
+	}
+	if utf8.RuneCountInString(in.Description) > MaxDescriptionLength || strings.ContainsRune(in.Description, 0) {
+		fields = append(fields, apperr.FieldError{Location: "body.description", Message: "at most 2000 characters, no NUL"})
+	}
+	if len(fields) > 0 {
+		return apperr.InvalidFields("invalid webhook endpoint", fields...)
+	}
+	return nil
+}
+
+// Create stores an endpoint and its first signing secret, which it returns:
+// this is the only time the secret is shown.
+func (s *Service) Create(ctx context.Context, in Input) (*Endpoint, string, error) {
+	if err := in.check(); err != nil {
+		return nil, "", err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, "", err
+	}
+	var (
+		ep     *Endpoint
+		secret string
+	)
+	err = db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		ep, err = scanEndpoint(tx.QueryRow(ctx, `
+			INSERT INTO webhook_endpoints (id, url, description, enabled) VALUES ($1, $2, $3, $4)
+			RETURNING `+endpointColumns, id, in.URL, in.Description, in.Enabled))
+		if err != nil {
+			return err
+		}
+		secret, err = s.addSecret(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return nil, "", db.Wrap("create webhook endpoint", err, ErrNotFound)
+	}
+	return ep, secret, nil
+}
+
+func (s *Service) addSecret(ctx context.Context, tx pgx.Tx, endpointID uuid.UUID) (string, error) {
+	raw, secret, err := newSecret()
+	if err != nil {
+		return "", err
+	}
+	stored, sealed, err := s.sealer.seal(raw)
+	if err != nil {
+		return "", err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return "", err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO webhook_secrets (id, endpoint_id, secret, sealed) VALUES ($1, $2, $3, $4)`,
+		id, endpointID, stored, sealed)
+	return secret, err
+}
+
+// RotateSecret issues a new secret and returns it. The previous ones keep
+// signing alongside it until the grace period ends, so consumers can switch
+// without missing a delivery.
+func (s *Service) RotateSecret(ctx context.Context, id uuid.UUID) (secret string, oldExpire time.Time, err error) {
+	oldExpire = time.Now().Add(s.grace).UTC().Truncate(time.Microsecond)
+	err = db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		ep, err := getEndpoint(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		if ep.DeletedAt != nil {
+			return ErrDeleted
+		}
+		if _, err := tx.Exec(ctx, `
+			UPDATE webhook_secrets SET expires_at = $2
+			WHERE endpoint_id = $1 AND (expires_at IS NULL OR expires_at > $2)`, id, oldExpire); err != nil {
+			return err
+		}
+		secret, err = s.addSecret(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return "", time.Time{}, db.Wrap("rotate webhook secret", err, ErrNotFound)
+	}
+	return secret, oldExpire, nil
+}
+
+// signingKeys returns the keys that sign a delivery now, newest first.
+func (s *Service) signingKeys(ctx context.Context, q db.Querier, endpointID uuid.UUID) ([][]byte, error) {
+	rows, err := q.Query(ctx, `
+		SELECT secret, sealed FROM webhook_secrets
+		WHERE endpoint_id = $1 AND (expires_at IS NULL OR expires_at > now())
+		ORDER BY created_at DESC`, endpointID)
+	if err != nil {
+		return nil, err
+	}
+	type stored struct {
+		secret []byte
+		sealed bool
+	}
+	all, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (stored, error) {
+		var s stored
+		return s, r.Scan(&s.secret, &s.sealed)
+	})
+	if err != nil {
+		return nil, err
+	}
+	keys := make([][]byte, 0, len(all))
+	for _, st := range all {
+		raw, err := s.sealer.open(st.secret, st.sealed)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, raw)
+	}
+	return keys, nil
+}
+
+// Get returns an endpoint, deleted or not.
+func (s *Service) Get(ctx context.Context, id uuid.UUID) (*Endpoint, error) {
+	return getEndpoint(ctx, s.pool, id, false)
+}
+
+// List returns one page of endpoints that are not deleted, newest first.
+func (s *Service) List(ctx context.Context, p page.Params) (page.Page[*Endpoint], error) {
+	var c db.Conditions
+	c.AddFixed("deleted_at IS NULL")
+	query, args := c.Page(`SELECT `+endpointColumns+` FROM webhook_endpoints`, p)
+	rows, err := s.pool.Query(ctx, query, args...)
+	if err != nil {
+		return page.Page[*Endpoint]{}, db.Wrap("list webhook endpoints", err, nil)
+	}
+	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Endpoint, error) { return scanEndpoint(r) })
+	if err != nil {
+		return page.Page[*Endpoint]{}, db.Wrap("list webhook endpoints", err, nil)
+	}
+	return page.Build(items, p.Limit, func(e *Endpoint) uuid.UUID { return e.ID }), nil
+}
+
+// Patch changes some fields; nil fields stay.
+type Patch struct {
+	URL         *string
+	Description *string
+	Enabled     *bool
+}
+
+// Update applies a patch. Enabling an endpoint clears its failure streak.
+func (s *Service) Update(ctx context.Context, id uuid.UUID, p Patch) (*Endpoint, error) {
+	var out *Endpoint
+	err := db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		cur, err := getEndpoint(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		if cur.DeletedAt != nil {
+			return ErrDeleted
+		}
+		in := Input{URL: cur.URL, Description: cur.Description, Enabled: cur.Enabled}
+		if p.URL != nil {
+			in.URL = *p.URL
+		}
+		if p.Description != nil {
+			in.Description = *p.Description
+		}
+		if p.Enabled != nil {
+			in.Enabled = *p.Enabled
+		}
+		if err := in.check(); err != nil {
+			return err
+		}
+		out, err = scanEndpoint(tx.QueryRow(ctx, `
+			UPDATE webhook_endpoints SET url = $2, description = $3, enabled = $4, updated_at = now(),
+				disabled_reason = CASE WHEN $4 THEN NULL ELSE disabled_reason END,
+				disabled_at = CASE WHEN $4 THEN NULL WHEN NOT enabled THEN disabled_at ELSE now() END,
+				consecutive_failures = CASE WHEN $4 AND NOT enabled THEN 0 ELSE consecutive_failures END
+			WHERE id = $1
+			RETURNING `+endpointColumns, id, in.URL, in.Description, in.Enabled))
+		return err
+	})
+	if err != nil {
+		return nil, db.Wrap("update webhook endpoint", err, ErrNotFound)
+	}
+	return out, nil
+}
+
+// InUseError names the rules that still send to an endpoint.
+type InUseError struct{ Rules []string }
+
+// Delete removes an endpoint from use; its deliveries stay readable. An
+// endpoint that rules still send to cannot be deleted: the problem names them.
+func (s *Service) Delete(ctx context.Context, id uuid.UUID) error {
+	err := db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		ep, err := getEndpoint(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		if ep.DeletedAt != nil {
+			return nil
+		}
+		rows, err := tx.Query(ctx, `
+			SELECT name FROM rules
+			WHERE deleted_at IS NULL AND actions @> jsonb_build_array(jsonb_build_object('endpoint_id', $1::text))
+			ORDER BY name`, id.String())
+		if err != nil {
+			return err
+		}
+		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		if len(names) > 0 {
+			return apperr.New(apperr.Conflict, "rules still send to this endpoint: %s; remove their webhook actions or delete them first", strings.Join(names, ", "))
+		}
+		_, err = tx.Exec(ctx, `UPDATE webhook_endpoints SET deleted_at = now(), enabled = false, updated_at = now() WHERE id = $1`, id)
+		return err
+	})
+	if err != nil {
+		return db.Wrap("delete webhook endpoint", err, ErrNotFound)
+	}
+	return nil
+}
+
+const endpointColumns = `id, url, description, enabled, disabled_reason, disabled_at, consecutive_failures, created_at, updated_at, deleted_at`
+
+func scanEndpoint(row pgx.Row) (*Endpoint, error) {
+	var e Endpoint
+	err := row.Scan(&e.ID, &e.URL, &e.Description, &e.Enabled, &e.DisabledReason, &e.DisabledAt,
+		&e.ConsecutiveFailures, &e.CreatedAt, &e.UpdatedAt, &e.DeletedAt)
+	if err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+func getEndpoint(ctx context.Context, q db.Querier, id uuid.UUID, forUpdate bool) (*Endpoint, error) {
+	query := `SELECT ` + endpointColumns + ` FROM webhook_endpoints WHERE id = $1`
+	if forUpdate {
+		query += ` FOR UPDATE`
+	}
+	e, err := scanEndpoint(q.QueryRow(ctx, query, id))
+	if err != nil {
+		return nil, db.Wrap("get webhook endpoint", err, ErrNotFound)
+	}
+	return e, nil
+}
+
+// Usable reports whether id names an endpoint that exists and is not
+// deleted; rules check their webhook actions with it.
+func Usable(ctx context.Context, q db.Querier, id uuid.UUID) (bool, error) {
+	var ok bool
+	err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = $1 AND deleted_at IS NULL)`, id).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("look up webhook endpoint: %w", err)
+	}
+	return ok, nil
+}
+
+// Enabled reports whether an endpoint can receive deliveries now.
+func Enabled(ctx context.Context, q db.Querier, id uuid.UUID) (bool, error) {
+	var ok bool
+	err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = $1 AND enabled AND deleted_at IS NULL)`, id).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("look up webhook endpoint: %w", err)
+	}
+	return ok, nil
+}

@@ -1,0 +1,94 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+
+	"github.com/ctrader/ctrader/internal/db"
+	"github.com/ctrader/ctrader/internal/jobs"
+	"github.com/ctrader/ctrader/internal/webhook"
+)
+
+// WebhookWorker makes one attempt at a webhook delivery. A success is
+// recorded in the transaction that completes the job; a failure records the
+// attempt and returns an error, and River retries the job when NextRetry says.
+type WebhookWorker struct {
+	river.WorkerDefaults[jobs.WebhookDeliver]
+	pool    *pgxpool.Pool
+	sender  *webhook.Sender
+	timeout time.Duration
+}
+
+// Work attempts the delivery.
+func (w *WebhookWorker) Work(ctx context.Context, job *river.Job[jobs.WebhookDeliver]) error {
+	out, err := w.sender.Prepare(ctx, job.Args.DeliveryID)
+	if errors.Is(err, webhook.ErrDeliveryNotFound) {
+		return river.JobCancel(err)
+	}
+	if err != nil {
+		return err
+	}
+	if out == nil { // finished already
+		return db.InTx(ctx, w.pool, func(tx pgx.Tx) error { return complete(ctx, tx, job) })
+	}
+	if !out.Endpoint.Enabled || out.Endpoint.DeletedAt != nil {
+		return db.InTx(ctx, w.pool, func(tx pgx.Tx) error {
+			if err := webhook.Abandon(ctx, tx, out.Delivery.ID, "the endpoint is disabled or deleted"); err != nil {
+				return err
+			}
+			return complete(ctx, tx, job)
+		})
+	}
+
+	res := w.sender.Send(ctx, out)
+	var outcome webhook.Outcome
+	err = db.InTx(context.WithoutCancel(ctx), w.pool, func(tx pgx.Tx) error {
+		var err error
+		if outcome, _, err = webhook.Record(ctx, tx, out, res, job.Attempt); err != nil {
+			return err
+		}
+		if outcome == webhook.Succeeded {
+			return complete(ctx, tx, job)
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		return err
+	case outcome == webhook.Succeeded:
+		return nil
+	case res.Status == 410:
+		return river.JobCancel(errors.New("the endpoint answered 410 Gone and was disabled"))
+	default:
+		return fmt.Errorf("delivery attempt %d failed: %s", job.Attempt, attemptError(res))
+	}
+}
+
+func attemptError(res webhook.Result) string {
+	if res.Err != nil {
+		return res.Err.Error()
+	}
+	return fmt.Sprintf("answered %d", res.Status)
+}
+
+// NextRetry follows the webhook schedule, stretched by a Retry-After header,
+// as the failed attempt recorded it.
+func (w *WebhookWorker) NextRetry(job *river.Job[jobs.WebhookDeliver]) time.Time {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if t, err := webhook.NextAttemptAt(ctx, w.pool, job.Args.DeliveryID); err == nil {
+		return t
+	}
+	return time.Now().Add(webhook.RetrySchedule[min(max(job.Attempt, 1), len(webhook.RetrySchedule))-1])
+}
+
+// Timeout leaves room for the HTTP timeout and the bookkeeping around it.
+func (w *WebhookWorker) Timeout(*river.Job[jobs.WebhookDeliver]) time.Duration {
+	return w.timeout + 15*time.Second
+}
