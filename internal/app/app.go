@@ -19,6 +19,7 @@ Usage:
   ctrader worker    workers and scheduler only, with /healthz and /readyz
   ctrader migrate   up | down | status
   ctrader openapi   print the OpenAPI document (no database needed)
+  ctrader token     mint an HS256 bearer token: --sub NAME --scope write --ttl 1h
   ctrader health    GET a URL and exit 0 on 2xx (container healthchecks)
   ctrader version   print the version
 
@@ -48,6 +49,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = runMigrate(ctx, rest, getenv, stdout, stderr)
 	case "openapi":
 		err = runOpenAPI(rest, stdout, stderr)
+	case "token":
+		err = runToken(rest, getenv, stdout, stderr)
 	case "health":
 		err = runHealth(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":

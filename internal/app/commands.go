@@ -12,6 +12,7 @@ import (
 
 	"github.com/pressly/goose/v3"
 
+	"github.com/ctrader/ctrader/internal/auth"
 	"github.com/ctrader/ctrader/internal/config"
 	"github.com/ctrader/ctrader/internal/db"
 	"github.com/ctrader/ctrader/internal/httpapi"
@@ -165,4 +166,35 @@ func describe(s *goose.Source) string {
 		return fmt.Sprintf("%05d_river_schema (River migrations 1-%d)", s.Version, migrations.RiverSchemaVersion)
 	}
 	return path.Base(s.Path)
+}
+
+func runToken(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var (
+		sub, scope *string
+		ttl        *time.Duration
+	)
+	cfg, _, err := config.Load("token", config.Token, args, getenv, stderr, func(fs *flag.FlagSet) {
+		sub = fs.String("sub", "", "subject: who the token is for (required)")
+		scope = fs.String("scope", "read", "scopes, space or comma separated: read, write, admin")
+		ttl = fs.Duration("ttl", time.Hour, "lifetime of the token")
+	})
+	if err != nil {
+		return err
+	}
+	if cfg.AuthHS256Secret == "" {
+		return errors.New("AUTH_HS256_SECRET is not set: the token would not verify anywhere")
+	}
+	if *sub == "" {
+		return fmt.Errorf("%w: --sub is required", ErrUsage)
+	}
+	scopes, err := auth.ParseScopes(*scope)
+	if err != nil {
+		return fmt.Errorf("%w: --scope: %v", ErrUsage, err)
+	}
+	token, err := auth.Mint([]byte(cfg.AuthHS256Secret), *sub, scopes, *ttl, cfg.AuthIssuer, cfg.AuthAudience, time.Now())
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stdout, token)
+	return err
 }

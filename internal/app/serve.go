@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"riverqueue.com/riverui"
 
 	"github.com/ctrader/ctrader/internal/account"
+	"github.com/ctrader/ctrader/internal/auth"
 	"github.com/ctrader/ctrader/internal/config"
 	"github.com/ctrader/ctrader/internal/db"
 	"github.com/ctrader/ctrader/internal/egress"
@@ -25,6 +27,8 @@ import (
 	"github.com/ctrader/ctrader/internal/event"
 	"github.com/ctrader/ctrader/internal/httpapi"
 	"github.com/ctrader/ctrader/internal/logging"
+	"github.com/ctrader/ctrader/internal/metrics"
+	"github.com/ctrader/ctrader/internal/ratelimit"
 	"github.com/ctrader/ctrader/internal/rule"
 	"github.com/ctrader/ctrader/internal/version"
 	"github.com/ctrader/ctrader/internal/webhook"
@@ -40,9 +44,11 @@ type process struct {
 	river    *river.Client[pgx.Tx]
 	compiler *rule.Compiler
 	webhooks *webhook.Service
+	metrics  *metrics.Metrics
+	security httpapi.Security
 }
 
-func startProcess(ctx context.Context, name string, args []string, getenv func(string) string, stderr io.Writer) (*process, error) {
+func startProcess(ctx context.Context, name string, args []string, getenv func(string) string, stderr io.Writer) (_ *process, err error) {
 	cfg, _, err := config.Load(name, config.Database|config.Server, args, getenv, stderr)
 	if err != nil {
 		return nil, err
@@ -50,24 +56,31 @@ func startProcess(ctx context.Context, name string, args []string, getenv func(s
 	logger := logging.New(stderr, cfg.LogLevel, cfg.LogFormat)
 	logger.Info("starting", slog.String("command", name), slog.String("version", version.String()))
 
+	sealer, err := webhook.ParseSealKey(cfg.WebhookSecretKey)
+	if err != nil {
+		return nil, fmt.Errorf("invalid WEBHOOK_SECRET_KEY: %w", err)
+	}
+	security, err := newSecurity(ctx, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
 	pool, err := db.Open(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns, logger)
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			pool.Close()
+		}
+	}()
 	if err := prepareSchema(ctx, cfg, pool, logger); err != nil {
-		pool.Close()
 		return nil, err
 	}
 	compiler, err := rule.NewCompiler()
 	if err != nil {
-		pool.Close()
 		return nil, err
 	}
-	sealer, err := webhook.ParseSealKey(cfg.WebhookSecretKey)
-	if err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("invalid WEBHOOK_SECRET_KEY: %w", err)
-	}
+	m := metrics.New()
 	webhooks := webhook.NewService(pool, sealer, cfg.WebhookSecretGrace)
 	sender := webhook.NewSender(webhooks, egress.NewClient(egress.Options{
 		Timeout:      cfg.WebhookTimeout,
@@ -76,8 +89,6 @@ func startProcess(ctx context.Context, name string, args []string, getenv func(s
 		UserAgent:    "ctrader-webhooks/" + version.Version,
 	}))
 	client, err := worker.NewClient(pool, logger, worker.Options{
-		Webhooks:          sender,
-		WebhookTimeout:    cfg.WebhookTimeout,
 		Work:              true,
 		Concurrency:       cfg.WorkerConcurrency,
 		QueueConcurrency:  cfg.QueueConcurrency,
@@ -85,14 +96,68 @@ func startProcess(ctx context.Context, name string, args []string, getenv func(s
 		FetchPollInterval: cfg.FetchPollInterval,
 		JobTimeout:        cfg.JobTimeout,
 		RescueAfter:       cfg.JobRescueAfter,
-		Engine:            engine.New(compiler, cfg.MaxEventDepth, logger),
+		Engine:            engine.New(compiler, cfg.MaxEventDepth, logger).WithMetrics(m),
+		Webhooks:          sender,
+		WebhookTimeout:    cfg.WebhookTimeout,
 		RulesInterval:     cfg.RulesEvalInterval,
+		Metrics:           m,
 	})
 	if err != nil {
-		pool.Close()
 		return nil, err
 	}
-	return &process{cfg: cfg, logger: logger, pool: pool, river: client, compiler: compiler, webhooks: webhooks}, nil
+	return &process{cfg: cfg, logger: logger, pool: pool, river: client, compiler: compiler,
+		webhooks: webhooks, metrics: m, security: security}, nil
+}
+
+// newSecurity builds the token verifier and write limiter from cfg.
+func newSecurity(ctx context.Context, cfg *config.Config, logger *slog.Logger) (httpapi.Security, error) {
+	s := httpapi.Security{
+		WriteLimiter: ratelimit.New(cfg.WriteRateLimit, cfg.WriteRateBurst),
+		UIUser:       cfg.UIUser, UIPassword: cfg.UIPassword,
+		MetricsUser: cfg.MetricsUser, MetricsPassword: cfg.MetricsPassword,
+	}
+	if !cfg.AuthConfigured() {
+		s.Open = true
+		return s, nil
+	}
+	v, err := auth.NewVerifier(ctx, auth.Options{
+		HS256Secret: []byte(cfg.AuthHS256Secret),
+		JWKSURL:     cfg.AuthJWKSURL,
+		JWKSFile:    cfg.AuthJWKSFile,
+		Issuer:      cfg.AuthIssuer,
+		Audience:    cfg.AuthAudience,
+		Logger:      logger.With(slog.String("component", "auth")),
+	})
+	if err != nil {
+		return s, fmt.Errorf("authentication: %w", err)
+	}
+	s.Verifier = v
+	return s, nil
+}
+
+// listenAddr refuses to expose an unauthenticated process by accident: with
+// no way to verify tokens it listens on loopback only, unless told it is
+// insecure.
+func listenAddr(addr string, cfg *config.Config, logger *slog.Logger) (string, error) {
+	if cfg.AuthConfigured() {
+		return addr, nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("listen address %q: %w", addr, err)
+	}
+	ip, _ := netip.ParseAddr(host)
+	switch {
+	case host == "localhost" || ip.IsLoopback():
+	case cfg.Insecure:
+		logger.Warn("serving without authentication on a non-loopback address because --insecure is set", slog.String("addr", addr))
+	case host == "":
+		addr = net.JoinHostPort("127.0.0.1", port)
+		logger.Warn("no authentication configured: listening on loopback only; set AUTH_HS256_SECRET or AUTH_JWKS_URL, or --insecure", slog.String("addr", addr))
+	default:
+		return "", fmt.Errorf("refusing to serve without authentication on %s: set AUTH_HS256_SECRET or AUTH_JWKS_URL/AUTH_JWKS_FILE, listen on a loopback address, or pass --insecure", addr)
+	}
+	return addr, nil
 }
 
 // prepareSchema migrates when asked to and otherwise refuses to run against a
@@ -136,7 +201,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		p.pool.Close()
 		return fmt.Errorf("river ui: %w", err)
 	}
+	addr, err := listenAddr(p.cfg.HTTPAddr, p.cfg, p.logger)
+	if err != nil {
+		p.pool.Close()
+		return err
+	}
 	handler := httpapi.Handler(httpapi.Deps{
+		Security:    p.security,
+		Metrics:     p.metrics,
 		Logger:      p.logger,
 		Pool:        p.pool,
 		Accounts:    account.NewService(p.pool, p.river),
@@ -147,7 +219,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		JobRetrier:  p.river,
 		RiverUI:     ui,
 	})
-	return p.run(ctx, p.cfg.HTTPAddr, handler, ui.Start)
+	return p.run(ctx, addr, handler, ui.Start)
 }
 
 func runWorker(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
@@ -155,7 +227,9 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	handler := httpapi.HealthHandler(httpapi.Deps{Logger: p.logger, Pool: p.pool})
+	security := p.security
+	security.Open = security.Open && (p.cfg.Insecure || isLoopback(p.cfg.HealthAddr))
+	handler := httpapi.HealthHandler(httpapi.Deps{Logger: p.logger, Pool: p.pool, Metrics: p.metrics, Security: security})
 	return p.run(ctx, p.cfg.HealthAddr, handler, nil)
 }
 
@@ -190,6 +264,7 @@ func (p *process) run(ctx context.Context, addr string, handler http.Handler, st
 			return fmt.Errorf("start river ui: %w", err)
 		}
 	}
+	go p.metrics.RunQueueDepth(baseCtx, p.pool, 15*time.Second, p.logger)
 	if err := p.river.Start(baseCtx); err != nil {
 		ln.Close()
 		return fmt.Errorf("start river: %w", err)
@@ -223,4 +298,13 @@ func (p *process) run(ctx context.Context, addr string, handler http.Handler, st
 	cancelBase()
 	p.logger.Info("stopped")
 	return runErr
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip, _ := netip.ParseAddr(host)
+	return host == "localhost" || ip.IsLoopback()
 }

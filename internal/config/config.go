@@ -43,6 +43,19 @@ type Config struct {
 	WebhookSecretKey    string
 	WebhookSecretGrace  time.Duration
 	RulesEvalInterval   time.Duration
+
+	AuthHS256Secret string
+	AuthJWKSURL     string
+	AuthJWKSFile    string
+	AuthIssuer      string
+	AuthAudience    string
+	Insecure        bool
+	UIUser          string
+	UIPassword      string
+	MetricsUser     string
+	MetricsPassword string
+	WriteRateLimit  float64
+	WriteRateBurst  int
 }
 
 // Group selects which settings a command accepts.
@@ -55,6 +68,8 @@ const (
 	Server
 	// Secret marks a setting whose value must never be shown.
 	Secret
+	// Token settings: the token command.
+	Token
 )
 
 // Var describes one setting; the README's configuration table lists the same.
@@ -171,16 +186,65 @@ func Vars() []Var {
 		{Env: "WEBHOOK_SECRET_GRACE", Flag: "webhook-secret-grace", Default: "24h", Group: Server,
 			Usage: "how long a rotated-out webhook secret keeps signing alongside the new one",
 			set:   durationSetter(func(c *Config) *time.Duration { return &c.WebhookSecretGrace })},
-		{Env: "MIGRATE", Flag: "migrate", Default: "false", Group: Server,
-			Usage: "apply pending migrations before starting",
+		{Env: "AUTH_HS256_SECRET", Flag: "auth-hs256-secret", Default: "", Group: Server | Token | Secret,
+			Usage: "shared secret (at least 32 bytes) that verifies HS256 bearer tokens and that the token command signs with",
 			set: func(c *Config, v string) error {
-				b, err := strconv.ParseBool(v)
-				if err != nil {
-					return errors.New("must be true or false")
+				if v != "" && len(v) < 32 {
+					return errors.New("must be at least 32 bytes (openssl rand -base64 32)")
 				}
-				c.Migrate = b
+				c.AuthHS256Secret = v
 				return nil
 			}},
+		{Env: "AUTH_JWKS_URL", Flag: "auth-jwks-url", Default: "", Group: Server,
+			Usage: "URL of a JWK set whose keys verify RS256, ES256 and EdDSA bearer tokens",
+			set:   func(c *Config, v string) error { c.AuthJWKSURL = v; return nil }},
+		{Env: "AUTH_JWKS_FILE", Flag: "auth-jwks-file", Default: "", Group: Server,
+			Usage: "path of a JWK set file, as AUTH_JWKS_URL",
+			set:   func(c *Config, v string) error { c.AuthJWKSFile = v; return nil }},
+		{Env: "AUTH_ISSUER", Flag: "auth-issuer", Default: "", Group: Server | Token,
+			Usage: "required iss claim of bearer tokens (checked when set)",
+			set:   func(c *Config, v string) error { c.AuthIssuer = v; return nil }},
+		{Env: "AUTH_AUDIENCE", Flag: "auth-audience", Default: "", Group: Server | Token,
+			Usage: "required aud claim of bearer tokens (checked when set)",
+			set:   func(c *Config, v string) error { c.AuthAudience = v; return nil }},
+		{Env: "INSECURE", Flag: "insecure", Default: "false", Group: Server,
+			Usage: "serve without authentication on a non-loopback address (never in production)",
+			set:   boolSetter(func(c *Config) *bool { return &c.Insecure })},
+		{Env: "UI_USER", Flag: "ui-user", Default: "", Group: Server,
+			Usage: "HTTP basic user for River UI and /docs in a browser (with UI_PASSWORD)",
+			set:   func(c *Config, v string) error { c.UIUser = v; return nil }},
+		{Env: "UI_PASSWORD", Flag: "ui-password", Default: "", Group: Server | Secret,
+			Usage: "HTTP basic password for River UI and /docs",
+			set:   func(c *Config, v string) error { c.UIPassword = v; return nil }},
+		{Env: "METRICS_USER", Flag: "metrics-user", Default: "", Group: Server,
+			Usage: "HTTP basic user Prometheus scrapes /metrics with (with METRICS_PASSWORD)",
+			set:   func(c *Config, v string) error { c.MetricsUser = v; return nil }},
+		{Env: "METRICS_PASSWORD", Flag: "metrics-password", Default: "", Group: Server | Secret,
+			Usage: "HTTP basic password for /metrics",
+			set:   func(c *Config, v string) error { c.MetricsPassword = v; return nil }},
+		{Env: "WRITE_RATE_LIMIT", Flag: "write-rate-limit", Default: "100", Group: Server,
+			Usage: "writes per second allowed to each client (token subject, or address without authentication); 0 disables",
+			set: func(c *Config, v string) error {
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil || f < 0 {
+					return errors.New("must be a number of requests per second, 0 or more")
+				}
+				c.WriteRateLimit = f
+				return nil
+			}},
+		{Env: "WRITE_RATE_BURST", Flag: "write-rate-burst", Default: "200", Group: Server,
+			Usage: "writes a client may make at once before WRITE_RATE_LIMIT applies",
+			set: func(c *Config, v string) error {
+				n, err := strconv.Atoi(v)
+				if err != nil || n < 1 {
+					return errors.New("must be a whole number, 1 or more")
+				}
+				c.WriteRateBurst = n
+				return nil
+			}},
+		{Env: "MIGRATE", Flag: "migrate", Default: "false", Group: Server,
+			Usage: "apply pending migrations before starting",
+			set:   boolSetter(func(c *Config) *bool { return &c.Migrate })},
 		{Env: "SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Default: "8s", Group: Server,
 			Usage: "time allowed on SIGTERM for in-flight requests and jobs before they are cancelled",
 			set:   durationSetter(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
@@ -212,6 +276,17 @@ func setQueueConcurrency(c *Config, v string) error {
 	return nil
 }
 
+func boolSetter(field func(c *Config) *bool) func(c *Config, v string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("must be true or false")
+		}
+		*field(c) = b
+		return nil
+	}
+}
+
 func durationSetter(field func(c *Config) *time.Duration) func(c *Config, v string) error {
 	return func(c *Config, v string) error {
 		d, err := time.ParseDuration(v)
@@ -225,11 +300,14 @@ func durationSetter(field func(c *Config) *time.Duration) func(c *Config, v stri
 
 // Load reads the settings of the given groups from getenv, then from args.
 // It returns the arguments left after the flags. Help output and flag errors
-// go to output.
-func Load(name string, groups Group, args []string, getenv func(string) string, output io.Writer) (*Config, []string, error) {
+// go to output. extra registers a command's own flags on the same flag set.
+func Load(name string, groups Group, args []string, getenv func(string) string, output io.Writer, extra ...func(*flag.FlagSet)) (*Config, []string, error) {
 	cfg := &Config{}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(output)
+	for _, register := range extra {
+		register(fs)
+	}
 
 	for _, v := range Vars() {
 		if v.Group&groups == 0 {
@@ -248,7 +326,7 @@ func Load(name string, groups Group, args []string, getenv func(string) string, 
 		if v.Group&Secret != 0 {
 			usage = fmt.Sprintf("%s (env %s)", v.Usage, v.Env)
 		}
-		if v.Flag == "migrate" {
+		if v.Flag == "migrate" || v.Flag == "insecure" {
 			fs.BoolFunc(v.Flag, usage, func(s string) error { return setter(cfg, s) })
 			continue
 		}
@@ -264,8 +342,22 @@ func Load(name string, groups Group, args []string, getenv func(string) string, 
 }
 
 func (c *Config) validate(groups Group) error {
-	if groups&Server != 0 && c.JobRescueAfter <= c.JobTimeout {
+	if groups&Server == 0 {
+		return nil
+	}
+	if c.JobRescueAfter <= c.JobTimeout {
 		return fmt.Errorf("JOB_RESCUE_AFTER (%s) must be longer than JOB_TIMEOUT (%s)", c.JobRescueAfter, c.JobTimeout)
 	}
+	if (c.UIUser == "") != (c.UIPassword == "") {
+		return errors.New("UI_USER and UI_PASSWORD go together")
+	}
+	if (c.MetricsUser == "") != (c.MetricsPassword == "") {
+		return errors.New("METRICS_USER and METRICS_PASSWORD go together")
+	}
 	return nil
+}
+
+// AuthConfigured reports whether bearer tokens can be verified.
+func (c *Config) AuthConfigured() bool {
+	return c.AuthHS256Secret != "" || c.AuthJWKSURL != "" || c.AuthJWKSFile != ""
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/ctrader/ctrader/internal/evaluation"
 	"github.com/ctrader/ctrader/internal/event"
 	"github.com/ctrader/ctrader/internal/jobs"
+	"github.com/ctrader/ctrader/internal/metrics"
 	"github.com/ctrader/ctrader/internal/rule"
 	"github.com/ctrader/ctrader/internal/webhook"
 )
@@ -37,6 +38,13 @@ type Engine struct {
 	compiler *rule.Compiler
 	maxDepth int
 	logger   *slog.Logger
+	metrics  *metrics.Metrics
+}
+
+// WithMetrics makes the engine record evaluations and event latency in m.
+func (e *Engine) WithMetrics(m *metrics.Metrics) *Engine {
+	e.metrics = m
+	return e
 }
 
 // New returns an Engine. Events at maxDepth are evaluated but emit nothing.
@@ -94,7 +102,11 @@ func (e *Engine) EvaluateEvent(ctx context.Context, tx pgx.Tx, inserter jobs.Ins
 	if err := e.evaluate(ctx, tx, inserter, subjects, evaluation.TriggerEvent, nil); err != nil {
 		return err
 	}
-	return event.MarkProcessed(ctx, tx, ev.ID)
+	if err := event.MarkProcessed(ctx, tx, ev.ID); err != nil {
+		return err
+	}
+	e.metrics.EventProcessed(time.Since(ev.ReceivedAt))
+	return nil
 }
 
 // EvaluateAccounts evaluates rules against accounts outside the event
@@ -157,9 +169,11 @@ func (e *Engine) evaluate(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter
 			ev.DepthLimited = s.event.Depth >= e.maxDepth
 		}
 		compiled, err := e.compiler.Compile(s.rule)
+		celStart := time.Now()
 		if err == nil {
 			ev.Matched, err = compiled.Match(ctx, vars)
 		}
+		e.metrics.RuleEvaluated(ev.Matched, err != nil, time.Since(celStart))
 		if err != nil {
 			msg := err.Error()
 			ev.Error = &msg

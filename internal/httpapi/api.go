@@ -12,8 +12,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ctrader/ctrader/internal/account"
+	"github.com/ctrader/ctrader/internal/auth"
 	"github.com/ctrader/ctrader/internal/evaluation"
 	"github.com/ctrader/ctrader/internal/event"
+	"github.com/ctrader/ctrader/internal/metrics"
 	"github.com/ctrader/ctrader/internal/rule"
 	"github.com/ctrader/ctrader/internal/webhook"
 )
@@ -33,6 +35,10 @@ type Deps struct {
 	Evaluations *evaluation.Service
 	Webhooks    *webhook.Service
 	JobRetrier  webhook.JobRetrier
+	// Security guards the API, River UI, the docs and /metrics.
+	Security Security
+	// Metrics, when set, records every request and is served at /metrics.
+	Metrics *metrics.Metrics
 	// RiverUI, when set, is served under /riverui/.
 	RiverUI http.Handler
 }
@@ -49,6 +55,12 @@ func Config() huma.Config {
 	cfg.Info.Description = "Postgres-native event and rules service. Clients create accounts, post events about them " +
 		"and define rules that act when events match. Errors are RFC 9457 problem documents; lists are cursor-paginated."
 	cfg.Info.Contact = &huma.Contact{Name: "ctrader maintainers"}
+	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
+		securityScheme: {
+			Type: "http", Scheme: "bearer", BearerFormat: "JWT",
+			Description: "A JWT whose scope (or scp) claim grants read, write or admin; admin includes write, write includes read. `ctrader token --sub NAME --scope write` mints one for development.",
+		},
+	}
 	cfg.Servers = []*huma.Server{{URL: "/", Description: "the server that serves this document"}}
 	cfg.Tags = []*huma.Tag{
 		{Name: "accounts", Description: "Client accounts. A new account is provisioned by a background job."},
@@ -61,44 +73,47 @@ func Config() huma.Config {
 	return cfg
 }
 
-// Register adds every operation to api. This function is the whole HTTP
-// surface of ctrader's API.
+// Register adds every operation to api with the scope it requires. This
+// function is the whole HTTP surface of ctrader's API: reads need read,
+// creating accounts and events needs write, and everything about rules and
+// webhook endpoints needs admin.
 func Register(api huma.API, d Deps) {
 	h := &handlers{Deps: d}
 	if h.Logger == nil {
 		h.Logger = slog.New(slog.DiscardHandler)
 	}
+	api.UseMiddleware(h.guard(api))
 
 	huma.Register(api, opHealthz, h.healthz)
 	huma.Register(api, opReadyz, h.readyz)
 
-	huma.Register(api, opCreateAccount, h.createAccount)
-	huma.Register(api, opListAccounts, h.listAccounts)
-	huma.Register(api, opGetAccount, h.getAccount)
+	register(api, opCreateAccount, auth.ScopeWrite, h.createAccount)
+	register(api, opListAccounts, auth.ScopeRead, h.listAccounts)
+	register(api, opGetAccount, auth.ScopeRead, h.getAccount)
 
-	huma.Register(api, opCreateEvent, h.createEvent)
-	huma.Register(api, opCreateEventBatch, h.createEventBatch)
-	huma.Register(api, opListEvents, h.listEvents)
-	huma.Register(api, opGetEvent, h.getEvent)
+	register(api, opCreateEvent, auth.ScopeWrite, h.createEvent)
+	register(api, opCreateEventBatch, auth.ScopeWrite, h.createEventBatch)
+	register(api, opListEvents, auth.ScopeRead, h.listEvents)
+	register(api, opGetEvent, auth.ScopeRead, h.getEvent)
 
-	huma.Register(api, opCreateRule, h.createRule)
-	huma.Register(api, opListRules, h.listRules)
-	huma.Register(api, opGetRule, h.getRule)
-	huma.Register(api, opUpdateRule, h.updateRule)
-	huma.Register(api, opDeleteRule, h.deleteRule)
-	huma.Register(api, opEvaluateRule, h.evaluateRule)
+	register(api, opCreateRule, auth.ScopeAdmin, h.createRule)
+	register(api, opListRules, auth.ScopeRead, h.listRules)
+	register(api, opGetRule, auth.ScopeRead, h.getRule)
+	register(api, opUpdateRule, auth.ScopeAdmin, h.updateRule)
+	register(api, opDeleteRule, auth.ScopeAdmin, h.deleteRule)
+	register(api, opEvaluateRule, auth.ScopeAdmin, h.evaluateRule)
 
-	huma.Register(api, opListEvaluations, h.listEvaluations)
+	register(api, opListEvaluations, auth.ScopeRead, h.listEvaluations)
 
-	huma.Register(api, opCreateWebhookEndpoint, h.createWebhookEndpoint)
-	huma.Register(api, opListWebhookEndpoints, h.listWebhookEndpoints)
-	huma.Register(api, opGetWebhookEndpoint, h.getWebhookEndpoint)
-	huma.Register(api, opUpdateWebhookEndpoint, h.updateWebhookEndpoint)
-	huma.Register(api, opDeleteWebhookEndpoint, h.deleteWebhookEndpoint)
-	huma.Register(api, opRotateWebhookSecret, h.rotateWebhookSecret)
-	huma.Register(api, opListWebhookDeliveries, h.listWebhookDeliveries)
-	huma.Register(api, opGetWebhookDelivery, h.getWebhookDelivery)
-	huma.Register(api, opRetryWebhookDelivery, h.retryWebhookDelivery)
+	register(api, opCreateWebhookEndpoint, auth.ScopeAdmin, h.createWebhookEndpoint)
+	register(api, opListWebhookEndpoints, auth.ScopeAdmin, h.listWebhookEndpoints)
+	register(api, opGetWebhookEndpoint, auth.ScopeAdmin, h.getWebhookEndpoint)
+	register(api, opUpdateWebhookEndpoint, auth.ScopeAdmin, h.updateWebhookEndpoint)
+	register(api, opDeleteWebhookEndpoint, auth.ScopeAdmin, h.deleteWebhookEndpoint)
+	register(api, opRotateWebhookSecret, auth.ScopeAdmin, h.rotateWebhookSecret)
+	register(api, opListWebhookDeliveries, auth.ScopeAdmin, h.listWebhookDeliveries)
+	register(api, opGetWebhookDelivery, auth.ScopeAdmin, h.getWebhookDelivery)
+	register(api, opRetryWebhookDelivery, auth.ScopeAdmin, h.retryWebhookDelivery)
 }
 
 type handlers struct {
@@ -122,11 +137,12 @@ func Describe() huma.API {
 func Handler(d Deps) http.Handler {
 	mux := http.NewServeMux()
 	NewAPI(mux, d)
-	mountDocs(mux)
+	mountDocs(mux, d.Security.browser())
 	if d.RiverUI != nil {
-		mux.Handle("/riverui/", d.RiverUI)
+		mux.Handle("/riverui/", d.Security.browser()(d.RiverUI))
 		mux.Handle("GET /riverui", http.RedirectHandler("/riverui/", http.StatusMovedPermanently))
 	}
+	mux.Handle("GET /metrics", d.Security.scraper()(d.Metrics.Handler()))
 	logger := d.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -144,5 +160,6 @@ func HealthHandler(d Deps) http.Handler {
 	}
 	huma.Register(api, opHealthz, h.healthz)
 	huma.Register(api, opReadyz, h.readyz)
+	mux.Handle("GET /metrics", d.Security.scraper()(d.Metrics.Handler()))
 	return observe(h.Logger, mux)
 }

@@ -9,13 +9,13 @@ import (
 
 // mountDocs serves Swagger UI at /docs with its assets embedded in the binary,
 // so the page works without internet access.
-func mountDocs(mux *http.ServeMux) {
+func mountDocs(mux *http.ServeMux, guard func(http.Handler) http.Handler) {
 	docs := v5emb.NewHandlerWithConfig(swgui.Config{
 		Title:       "ctrader API",
 		SwaggerJSON: "/openapi.json",
 		BasePath:    "/docs/",
 		ShowTopBar:  false,
 	})
-	mux.Handle("/docs/", docs)
+	mux.Handle("/docs/", guard(docs))
 	mux.Handle("GET /docs", http.RedirectHandler("/docs/", http.StatusMovedPermanently))
 }

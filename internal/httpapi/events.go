@@ -96,6 +96,8 @@ func (h *handlers) createEvent(ctx context.Context, in *createEventInput) (*crea
 	out := &createEventOutput{Location: "/v1/events/" + events[0].ID.String(), Body: toEvent(events[0])}
 	if replayed {
 		out.Replayed = "true"
+	} else {
+		h.Metrics.EventsIngested(len(events))
 	}
 	return out, nil
 }
@@ -147,6 +149,8 @@ func (h *handlers) createEventBatch(ctx context.Context, in *createEventBatchInp
 	}
 	if replayed {
 		out.Replayed = "true"
+	} else {
+		h.Metrics.EventsIngested(len(events))
 	}
 	return out, nil
 }

@@ -9,7 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctrader/ctrader/internal/account"
@@ -17,6 +19,7 @@ import (
 	"github.com/ctrader/ctrader/internal/evaluation"
 	"github.com/ctrader/ctrader/internal/event"
 	"github.com/ctrader/ctrader/internal/httpapi"
+	"github.com/ctrader/ctrader/internal/metrics"
 	"github.com/ctrader/ctrader/internal/rule"
 	"github.com/ctrader/ctrader/internal/webhook"
 	"github.com/ctrader/ctrader/internal/worker"
@@ -25,9 +28,16 @@ import (
 type testBundle struct {
 	pool   *pgxpool.Pool
 	server *httptest.Server
+	client *river.Client[pgx.Tx] // inserts jobs; works none
 }
 
 func setupWithPool(t *testing.T, pool *pgxpool.Pool) *testBundle {
+	t.Helper()
+	return setupWith(t, pool, httpapi.Security{Open: true}, nil)
+}
+
+// setupWith serves the API over pool with the given security and metrics.
+func setupWith(t *testing.T, pool *pgxpool.Pool, security httpapi.Security, m *metrics.Metrics) *testBundle {
 	t.Helper()
 	logger := dbtest.Logger(t)
 	client, err := worker.NewClient(pool, logger, worker.Options{})
@@ -43,9 +53,11 @@ func setupWithPool(t *testing.T, pool *pgxpool.Pool) *testBundle {
 		Evaluations: evaluation.NewService(pool),
 		Webhooks:    webhook.NewService(pool, nil, 0),
 		JobRetrier:  client,
+		Security:    security,
+		Metrics:     m,
 	}))
 	t.Cleanup(srv.Close)
-	return &testBundle{pool: pool, server: srv}
+	return &testBundle{pool: pool, server: srv, client: client}
 }
 
 func setup(t *testing.T) *testBundle {

@@ -8,22 +8,20 @@ import (
 	"net/http"
 	"runtime/debug"
 	"time"
+
+	"github.com/ctrader/ctrader/internal/reqid"
 )
 
 type ctxKey int
 
-const (
-	requestIDKey ctxKey = iota
-	requestKey
-)
+const requestKey ctxKey = iota
 
 // RequestIDHeader carries the request id in and out.
 const RequestIDHeader = "X-Request-Id"
 
 // RequestIDFrom returns the request id of ctx, or "".
 func RequestIDFrom(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
+	return reqid.From(ctx)
 }
 
 func requestFrom(ctx context.Context) *http.Request {
@@ -87,7 +85,7 @@ func observe(logger *slog.Logger, next http.Handler) http.Handler {
 			id = newRequestID()
 		}
 		w.Header().Set(RequestIDHeader, id)
-		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		ctx := reqid.With(r.Context(), id)
 		ctx = context.WithValue(ctx, requestKey, r)
 		r = r.WithContext(ctx)
 		rec := &statusRecorder{ResponseWriter: w}

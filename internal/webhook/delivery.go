@@ -203,9 +203,14 @@ func (s *Service) Retry(ctx context.Context, retrier JobRetrier, id uuid.UUID) (
 			return err
 		}
 		if d.Status == StatusPending && jobID != nil {
-			if _, err := retrier.JobRetryTx(ctx, tx, *jobID); err == nil {
+			if row, err := retrier.JobRetryTx(ctx, tx, *jobID); err == nil {
 				out = d
-				return nil
+				if row.State != rivertype.JobStateAvailable { // an attempt is under way
+					return nil
+				}
+				out, err = scanDelivery(tx.QueryRow(ctx, `
+					UPDATE webhook_deliveries SET next_attempt_at = $2 WHERE id = $1 RETURNING `+deliveryColumns, id, row.ScheduledAt))
+				return err
 			} else if !errors.Is(err, river.ErrNotFound) {
 				return err
 			}
@@ -310,7 +315,14 @@ func snippet(body []byte) string {
 	if len(body) > MaxResponseSnippet {
 		body = body[:MaxResponseSnippet]
 	}
-	return strings.ReplaceAll(strings.ToValidUTF8(string(body), "\uFFFD"), "\x00", "")
+	s := strings.ReplaceAll(strings.ToValidUTF8(string(body), "\uFFFD"), "\x00", "")
+	// Replacement characters are longer than the bytes they replace, such as
+	// a character the cut above split.
+	for len(s) > MaxResponseSnippet {
+		_, size := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-size]
+	}
+	return s
 }
 
 // retryAfter parses a Retry-After header: seconds or an HTTP date.

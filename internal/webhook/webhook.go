@@ -8,6 +8,7 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -333,14 +334,20 @@ func getEndpoint(ctx context.Context, q db.Querier, id uuid.UUID, forUpdate bool
 }
 
 // Usable reports whether id names an endpoint that exists and is not
-// deleted; rules check their webhook actions with it.
+// deleted; rules check their webhook actions with it, in the transaction that
+// writes the rule. The endpoint's row is locked until that transaction ends,
+// so a deletion in progress is waited for (and seen), and one that starts
+// later waits for the rule and then refuses because of it.
 func Usable(ctx context.Context, q db.Querier, id uuid.UUID) (bool, error) {
-	var ok bool
-	err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = $1 AND deleted_at IS NULL)`, id).Scan(&ok)
+	var one int
+	err := q.QueryRow(ctx, `SELECT 1 FROM webhook_endpoints WHERE id = $1 AND deleted_at IS NULL FOR SHARE`, id).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
 	if err != nil {
 		return false, fmt.Errorf("look up webhook endpoint: %w", err)
 	}
-	return ok, nil
+	return true, nil
 }
 
 // Enabled reports whether an endpoint can receive deliveries now.

@@ -1,9 +1,12 @@
 package worker
 
 import (
+	"time"
+
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ctrader/ctrader/internal/engine"
+	"github.com/ctrader/ctrader/internal/webhook"
 )
 
 // Constructors for the workers NewClient registers, so tests can call their
@@ -21,4 +24,8 @@ func NewFanOutWorker(pool *pgxpool.Pool) *FanOutWorker { return &FanOutWorker{po
 
 func NewEvaluateAccountsWorker(pool *pgxpool.Pool, e *engine.Engine) *EvaluateAccountsWorker {
 	return &EvaluateAccountsWorker{pool: pool, engine: e}
+}
+
+func NewWebhookWorker(pool *pgxpool.Pool, sender *webhook.Sender, timeout time.Duration) *WebhookWorker {
+	return &WebhookWorker{pool: pool, sender: sender, timeout: timeout}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ctrader/ctrader/internal/db"
 	"github.com/ctrader/ctrader/internal/jobs"
+	"github.com/ctrader/ctrader/internal/metrics"
 	"github.com/ctrader/ctrader/internal/webhook"
 )
 
@@ -23,6 +24,7 @@ type WebhookWorker struct {
 	pool    *pgxpool.Pool
 	sender  *webhook.Sender
 	timeout time.Duration
+	metrics *metrics.Metrics
 }
 
 // Work attempts the delivery.
@@ -32,6 +34,15 @@ func (w *WebhookWorker) Work(ctx context.Context, job *river.Job[jobs.WebhookDel
 		return river.JobCancel(err)
 	}
 	if err != nil {
+		if job.Attempt >= job.MaxAttempts {
+			// River discards the job: the delivery must not stay pending.
+			reason := "gave up: " + err.Error()
+			if ferr := db.InTx(context.WithoutCancel(ctx), w.pool, func(tx pgx.Tx) error {
+				return webhook.Abandon(context.WithoutCancel(ctx), tx, job.Args.DeliveryID, reason)
+			}); ferr != nil {
+				return errors.Join(err, ferr)
+			}
+		}
 		return err
 	}
 	if out == nil { // finished already
@@ -48,16 +59,23 @@ func (w *WebhookWorker) Work(ctx context.Context, job *river.Job[jobs.WebhookDel
 
 	res := w.sender.Send(ctx, out)
 	var outcome webhook.Outcome
-	err = db.InTx(context.WithoutCancel(ctx), w.pool, func(tx pgx.Tx) error {
+	// The attempt is recorded even when the job's context ended during it.
+	recordCtx := context.WithoutCancel(ctx)
+	err = db.InTx(recordCtx, w.pool, func(tx pgx.Tx) error {
 		var err error
-		if outcome, _, err = webhook.Record(ctx, tx, out, res, job.Attempt); err != nil {
+		if outcome, _, err = webhook.Record(recordCtx, tx, out, res, job.Attempt); err != nil {
 			return err
 		}
 		if outcome == webhook.Succeeded {
-			return complete(ctx, tx, job)
+			return complete(recordCtx, tx, job)
 		}
 		return nil
 	})
+	if err == nil {
+		w.metrics.WebhookDelivered(map[webhook.Outcome]string{
+			webhook.Succeeded: metrics.WebhookSucceeded, webhook.Retry: metrics.WebhookRetried, webhook.Failed: metrics.WebhookFailed,
+		}[outcome])
+	}
 	switch {
 	case err != nil:
 		return err

@@ -13,9 +13,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/ctrader/ctrader/internal/engine"
 	"github.com/ctrader/ctrader/internal/jobs"
+	"github.com/ctrader/ctrader/internal/metrics"
 	"github.com/ctrader/ctrader/internal/webhook"
 )
 
@@ -49,6 +51,9 @@ type Options struct {
 	RulesInterval time.Duration
 	// ID names this client in River's tables; empty lets River pick one.
 	ID string
+	// Metrics, when set, records every job's outcome, run time and queue
+	// latency.
+	Metrics *metrics.Metrics
 }
 
 // SchedulePageSize is how many accounts one scheduled evaluation job covers.
@@ -61,8 +66,9 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, opts Options) (*river.Cl
 		return nil, errors.New("logger is required")
 	}
 	cfg := &river.Config{
-		ID:     opts.ID,
-		Logger: logger.With(slog.String("component", "river")),
+		ID:         opts.ID,
+		Logger:     logger.With(slog.String("component", "river")),
+		Middleware: []rivertype.Middleware{&traceMiddleware{logger: logger.With(slog.String("component", "worker"))}},
 	}
 	if opts.Work {
 		if opts.Concurrency < 1 {
@@ -82,7 +88,7 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, opts Options) (*river.Cl
 		river.AddWorker(workers, &FanOutWorker{pool: pool})
 		river.AddWorker(workers, &EvaluateAccountsWorker{pool: pool, engine: opts.Engine})
 		river.AddWorker(workers, &IdempotencyCleanupWorker{pool: pool})
-		river.AddWorker(workers, &WebhookWorker{pool: pool, sender: opts.Webhooks, timeout: opts.WebhookTimeout})
+		river.AddWorker(workers, &WebhookWorker{pool: pool, sender: opts.Webhooks, timeout: opts.WebhookTimeout, metrics: opts.Metrics})
 
 		cfg.Workers = workers
 		cfg.Queues = make(map[string]river.QueueConfig, len(jobs.Queues()))
@@ -98,6 +104,9 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, opts Options) (*river.Cl
 		cfg.JobTimeout = opts.JobTimeout
 		cfg.RescueStuckJobsAfter = opts.RescueAfter
 		cfg.PeriodicJobs = periodicJobs(opts.RulesInterval)
+		if opts.Metrics != nil {
+			cfg.Middleware = append(cfg.Middleware, opts.Metrics.JobMiddleware())
+		}
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), cfg)
 	if err != nil {

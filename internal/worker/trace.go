@@ -1,0 +1,61 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/ctrader/ctrader/internal/logging"
+	"github.com/ctrader/ctrader/internal/reqid"
+)
+
+// metadataRequestID is the key of the request id in a job's metadata.
+const metadataRequestID = "request_id"
+
+// traceMiddleware follows a request into the jobs it causes: inserts record
+// the request id of their context in the job's metadata, and working a job
+// puts that id back into the context (so follow-up jobs inherit it) and into
+// the log line of a failed attempt.
+type traceMiddleware struct {
+	river.MiddlewareDefaults
+	logger *slog.Logger
+}
+
+// InsertMany stamps every job with the request id of ctx.
+func (m *traceMiddleware) InsertMany(ctx context.Context, manyParams []*rivertype.JobInsertParams, doInner func(context.Context) ([]*rivertype.JobInsertResult, error)) ([]*rivertype.JobInsertResult, error) {
+	if id := reqid.From(ctx); id != "" {
+		for _, p := range manyParams {
+			meta := map[string]any{}
+			if len(p.Metadata) > 0 {
+				_ = json.Unmarshal(p.Metadata, &meta)
+			}
+			meta[metadataRequestID] = id
+			if b, err := json.Marshal(meta); err == nil {
+				p.Metadata = b
+			}
+		}
+	}
+	return doInner(ctx)
+}
+
+// Work runs the job with its request id in the context and logs a failed
+// attempt with it.
+func (m *traceMiddleware) Work(ctx context.Context, job *rivertype.JobRow, doInner func(context.Context) error) error {
+	var meta struct {
+		RequestID string `json:"request_id"`
+	}
+	_ = json.Unmarshal(job.Metadata, &meta)
+	if meta.RequestID != "" {
+		ctx = reqid.With(ctx, meta.RequestID)
+	}
+	err := doInner(ctx)
+	if err != nil {
+		m.logger.WarnContext(ctx, "job attempt failed",
+			slog.String("kind", job.Kind), slog.Int64("job_id", job.ID), slog.Int("attempt", job.Attempt),
+			slog.String("request_id", meta.RequestID), logging.ErrorAttr(err))
+	}
+	return err
+}
