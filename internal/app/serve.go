@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"strings"
 	"time"
@@ -265,6 +266,9 @@ func (p *process) run(ctx context.Context, addr string, handler http.Handler, st
 		}
 	}
 	go p.metrics.RunQueueDepth(baseCtx, p.pool, 15*time.Second, p.logger)
+	if p.cfg.PprofAddr != "" {
+		go servePprof(baseCtx, p.cfg.PprofAddr, p.logger)
+	}
 	if err := p.river.Start(baseCtx); err != nil {
 		ln.Close()
 		return fmt.Errorf("start river: %w", err)
@@ -307,4 +311,23 @@ func isLoopback(addr string) bool {
 	}
 	ip, _ := netip.ParseAddr(host)
 	return host == "localhost" || ip.IsLoopback()
+}
+
+// servePprof serves Go's profiles on a loopback address until ctx ends.
+func servePprof(ctx context.Context, addr string, logger *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	logger.Info("pprof listening", slog.String("addr", addr))
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		logger.Warn("pprof server stopped", logging.ErrorAttr(err))
+	}
 }

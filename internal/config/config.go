@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -56,6 +57,7 @@ type Config struct {
 	MetricsPassword string
 	WriteRateLimit  float64
 	WriteRateBurst  int
+	PprofAddr       string
 }
 
 // Group selects which settings a command accepts.
@@ -242,6 +244,15 @@ func Vars() []Var {
 				c.WriteRateBurst = n
 				return nil
 			}},
+		{Env: "PPROF_ADDR", Flag: "pprof-addr", Default: "", Group: Server,
+			Usage: "loopback address to serve Go's pprof profiles on, such as 127.0.0.1:6060; empty disables",
+			set: func(c *Config, v string) error {
+				if v != "" && !loopbackAddr(v) {
+					return errors.New("must be a loopback address such as 127.0.0.1:6060")
+				}
+				c.PprofAddr = v
+				return nil
+			}},
 		{Env: "MIGRATE", Flag: "migrate", Default: "false", Group: Server,
 			Usage: "apply pending migrations before starting",
 			set:   boolSetter(func(c *Config) *bool { return &c.Migrate })},
@@ -360,4 +371,13 @@ func (c *Config) validate(groups Group) error {
 // AuthConfigured reports whether bearer tokens can be verified.
 func (c *Config) AuthConfigured() bool {
 	return c.AuthHS256Secret != "" || c.AuthJWKSURL != "" || c.AuthJWKSFile != ""
+}
+
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip, _ := netip.ParseAddr(host)
+	return host == "localhost" || ip.IsLoopback()
 }
