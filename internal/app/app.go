@@ -21,6 +21,7 @@ Usage:
   ctrader openapi   print the OpenAPI document (no database needed)
   ctrader token     mint an HS256 bearer token: --sub NAME --scope write --ttl 1h
   ctrader health    GET a URL and exit 0 on 2xx (container healthchecks)
+  ctrader bench     load a running server and report throughput, latency and memory
   ctrader version   print the version
 
 Run "ctrader <command> -h" for a command's flags. Every flag has an
@@ -53,6 +54,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = runToken(rest, getenv, stdout, stderr)
 	case "health":
 		err = runHealth(ctx, rest, stdout, stderr)
+	case "bench":
+		err = runBench(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version", "-version":
 		err = runVersion(stdout)
 	case "help", "-h", "--help":

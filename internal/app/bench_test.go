@@ -1,0 +1,132 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctrader/ctrader/internal/app"
+	"github.com/ctrader/ctrader/internal/bench"
+	"github.com/ctrader/ctrader/internal/dbtest"
+)
+
+func TestBenchAgainstARunningServer(t *testing.T) {
+	t.Parallel()
+	url := dbtest.URL(t)
+	vars := baseEnv(url)
+	vars["WRITE_RATE_LIMIT"] = "0" // the bench writes as fast as it can
+	p := start(t, []string{"serve"}, vars)
+
+	run := func(extra ...string) (string, error) {
+		args := append([]string{"bench", "--url", "http://" + p.addr,
+			"--accounts", "3", "--rules", "2", "--events", "200", "--concurrency", "4", "--timeout", "2m"}, extra...)
+		var out bytes.Buffer
+		err := app.Run(context.Background(), args, env(map[string]string{"DATABASE_URL": url, "LOG_FORMAT": "json"}), &out, io.Discard)
+		return out.String(), err
+	}
+
+	// One event per request; memory from the server's /metrics.
+	out, err := run()
+	require.NoError(t, err, out)
+	require.Regexp(t, regexp.MustCompile(`(?m)^check\s+OK: 200 events processed, none failed, 400 evaluations \(2 per event\)`), out)
+	require.Regexp(t, regexp.MustCompile(`(?m)^ingest\s+200 events in `), out)
+	require.Regexp(t, regexp.MustCompile(`(?m)^server RSS\s+peak \d`), out)
+
+	// Batches of 50, the raw reference, memory from /proc, and JSON. The first
+	// run's rules were deleted, so each event again sees two.
+	out, err = run("--batch", "50", "--raw", "--json", "--server-pid", strconv.Itoa(os.Getpid()))
+	require.NoError(t, err, out)
+	require.Regexp(t, regexp.MustCompile(`(?m)^check\s+OK: `), out)
+	require.Regexp(t, regexp.MustCompile(`ctrader ingest = \d+% of raw`), out)
+
+	i := strings.Index(out, "\n{")
+	require.GreaterOrEqual(t, i, 0, "the JSON report follows the table")
+	var rep bench.Report
+	require.NoError(t, json.Unmarshal([]byte(out[i+1:]), &rep))
+	require.True(t, rep.Check.OK)
+	require.Equal(t, 200, rep.Check.Events)
+	require.Equal(t, 200, rep.Check.Processed)
+	require.EqualValues(t, 400, rep.Check.Evaluations)
+	require.Equal(t, 2, rep.Check.ExpectedPerEvent)
+	require.Equal(t, 200, rep.Ingest.Accepted)
+	require.Equal(t, 4, rep.Ingest.Requests)
+	require.Zero(t, rep.Ingest.Errors)
+	require.Positive(t, rep.Ingest.EventsPerSecond)
+	require.Positive(t, rep.Ingest.Latency.P50)
+	require.GreaterOrEqual(t, rep.Ingest.Latency.P99, rep.Ingest.Latency.P50)
+	require.Equal(t, 200, rep.EndToEnd.Processed)
+	require.Positive(t, rep.EndToEnd.EventsPerSecond)
+	require.Positive(t, rep.EndToEnd.Latency.P50)
+	require.GreaterOrEqual(t, rep.EndToEnd.Latency.P99, rep.EndToEnd.Latency.P50)
+	require.True(t, rep.Memory.Available, rep.Memory.Reason)
+	require.Positive(t, rep.Memory.PeakMB)
+	require.NotNil(t, rep.Raw)
+	require.Empty(t, rep.Raw.Error)
+	require.Equal(t, 200, rep.Raw.Events)
+	require.Equal(t, 4, rep.Raw.Transactions)
+	require.Positive(t, rep.Raw.EventsPerSecond)
+	require.Positive(t, rep.Raw.IngestPercent)
+	require.True(t, rep.Raw.Drained, "the server processes the raw run's jobs too")
+	require.NotEmpty(t, rep.Machine.PostgresVersion)
+}
+
+func TestBenchRefusesNonLoopbackServers(t *testing.T) {
+	t.Parallel()
+	vars := map[string]string{"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none"}
+	for _, u := range []string{"http://10.0.0.1:8000", "http://example.com"} {
+		err := app.Run(context.Background(), []string{"bench", "--url", u}, env(vars), io.Discard, io.Discard)
+		require.ErrorIs(t, err, app.ErrUsage, u)
+		require.ErrorContains(t, err, "loopback", u)
+	}
+}
+
+func TestBenchMintsATokenForASecuredServer(t *testing.T) {
+	t.Parallel()
+	const secret = "bench-test-secret-bench-test-secret-0123"
+	url := dbtest.URL(t)
+	vars := baseEnv(url)
+	vars["WRITE_RATE_LIMIT"] = "0"
+	vars["AUTH_HS256_SECRET"] = secret
+	p := start(t, []string{"serve"}, vars)
+	args := []string{"bench", "--url", "http://" + p.addr, "--accounts", "2", "--rules", "1", "--events", "40", "--concurrency", "2", "--json"}
+
+	// Without a token the server refuses, and the bench says what to do.
+	err := app.Run(context.Background(), args, env(map[string]string{"DATABASE_URL": url}), io.Discard, io.Discard)
+	require.ErrorContains(t, err, "401")
+	require.ErrorContains(t, err, "--token")
+
+	var out bytes.Buffer
+	err = app.Run(context.Background(), args, env(map[string]string{"DATABASE_URL": url, "AUTH_HS256_SECRET": secret}), &out, io.Discard)
+	require.NoError(t, err, out.String())
+	i := strings.Index(out.String(), "\n{")
+	require.GreaterOrEqual(t, i, 0)
+	var rep bench.Report
+	require.NoError(t, json.Unmarshal(out.Bytes()[i+1:], &rep))
+	require.True(t, rep.Check.OK, rep.Check.Problems)
+	require.True(t, rep.Params.Authenticated)
+	require.EqualValues(t, 40, rep.Check.Evaluations)
+	require.True(t, rep.Memory.Available, "an admin token may scrape /metrics: %s", rep.Memory.Reason)
+	require.Contains(t, rep.Memory.Source, "/metrics")
+
+	// At a fixed rate of 200 events/s the 40th event is due 195ms in, so
+	// ingest cannot finish sooner.
+	out.Reset()
+	err = app.Run(context.Background(), append(args, "--rate", "200"), env(map[string]string{"DATABASE_URL": url, "AUTH_HS256_SECRET": secret}), &out, io.Discard)
+	require.NoError(t, err, out.String())
+	require.Contains(t, out.String(), "200 events/s on a fixed schedule")
+	i = strings.Index(out.String(), "\n{")
+	require.GreaterOrEqual(t, i, 0)
+	rep = bench.Report{}
+	require.NoError(t, json.Unmarshal(out.Bytes()[i+1:], &rep))
+	require.True(t, rep.Check.OK, rep.Check.Problems)
+	require.Equal(t, 40, rep.Ingest.Accepted)
+	require.GreaterOrEqual(t, rep.Ingest.Seconds, 0.195)
+}

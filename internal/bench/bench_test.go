@@ -1,0 +1,248 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctrader/ctrader/internal/dbtest"
+)
+
+func TestPercentile(t *testing.T) {
+	t.Parallel()
+	require.Zero(t, Percentile(nil, 50))
+
+	one := []time.Duration{7 * time.Millisecond}
+	for _, p := range []float64{0, 50, 99, 100} {
+		require.Equal(t, 7*time.Millisecond, Percentile(one, p))
+	}
+
+	// 1..100 ms: the nearest rank of p is p itself.
+	hundred := make([]time.Duration, 100)
+	for i := range hundred {
+		hundred[i] = time.Duration(i+1) * time.Millisecond
+	}
+	require.Equal(t, 50*time.Millisecond, Percentile(hundred, 50))
+	require.Equal(t, 95*time.Millisecond, Percentile(hundred, 95))
+	require.Equal(t, 99*time.Millisecond, Percentile(hundred, 99))
+	require.Equal(t, 100*time.Millisecond, Percentile(hundred, 100))
+	require.Equal(t, 1*time.Millisecond, Percentile(hundred, 0))
+
+	// Ten samples: p95 and p99 are the largest, p50 the fifth.
+	ten := make([]time.Duration, 10)
+	for i := range ten {
+		ten[i] = time.Duration(i+1) * time.Second
+	}
+	require.Equal(t, 5*time.Second, Percentile(ten, 50))
+	require.Equal(t, 10*time.Second, Percentile(ten, 95))
+	require.Equal(t, 10*time.Second, Percentile(ten, 99))
+}
+
+func TestSummarizeSorts(t *testing.T) {
+	t.Parallel()
+	samples := []time.Duration{3 * time.Millisecond, time.Millisecond, 2 * time.Millisecond, 4 * time.Millisecond}
+	l := summarize(samples)
+	require.Equal(t, 4, l.Samples)
+	require.InDelta(t, 2.0, l.P50, 1e-9)
+	require.InDelta(t, 4.0, l.P99, 1e-9)
+	require.InDelta(t, 4.0, l.Max, 1e-9)
+	require.Equal(t, Latency{}, summarize(nil))
+}
+
+func TestCheckLoopback(t *testing.T) {
+	t.Parallel()
+	for _, u := range []string{
+		"http://127.0.0.1:8000", "http://127.0.0.1", "https://127.0.0.1:8443/",
+		"http://[::1]:8000", "http://localhost:8000", "http://LOCALHOST", "http://127.1.2.3:9000",
+	} {
+		require.NoError(t, CheckLoopback(u), u)
+	}
+	for _, u := range []string{
+		"http://10.0.0.1", "http://10.0.0.1:8000", "http://192.168.1.5:8000", "http://example.com",
+		"http://[2001:db8::1]:8000", "http://0.0.0.0:8000", "ftp://127.0.0.1", "127.0.0.1:8000", "http://", "://bad",
+		"http://localhost.example.com",
+	} {
+		require.Error(t, CheckLoopback(u), u)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	valid := Defaults()
+	valid.DatabaseURL = "postgres://localhost/x"
+	require.NoError(t, valid.Validate())
+
+	for name, change := range map[string]func(*Options){
+		"no events":       func(o *Options) { o.Events = 0 },
+		"too many events": func(o *Options) { o.Events = MaxEvents + 1 },
+		"batch too large": func(o *Options) { o.Batch = MaxBatch + 1 },
+		"negative rate":   func(o *Options) { o.Rate = -1 },
+		"no concurrency":  func(o *Options) { o.Concurrency = 0 },
+		"bad raw order":   func(o *Options) { o.RawOrder = "sideways" },
+		"no timeout":      func(o *Options) { o.Timeout = 0 },
+		"not loopback":    func(o *Options) { o.URL = "http://10.0.0.1:8000" },
+		"no database":     func(o *Options) { o.DatabaseURL = "" },
+	} {
+		o := valid
+		change(&o)
+		require.Error(t, o.Validate(), name)
+	}
+}
+
+func TestEventsBodyIsValidJSON(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(1, 2))
+	accounts := []uuid.UUID{uuid.New(), uuid.New()}
+
+	var single struct {
+		AccountID uuid.UUID `json:"account_id"`
+		Type      string    `json:"type"`
+		Payload   struct {
+			Amount int `json:"amount"`
+		} `json:"payload"`
+	}
+	require.NoError(t, json.Unmarshal(eventsBody(nil, rng, accounts, 1, false), &single))
+	require.Contains(t, accounts, single.AccountID)
+	require.Equal(t, "won", single.Type)
+	require.True(t, single.Payload.Amount >= 1 && single.Payload.Amount <= 2000)
+
+	var batch struct {
+		Events []struct {
+			Type    string `json:"type"`
+			Payload struct {
+				Amount int `json:"amount"`
+			} `json:"payload"`
+		} `json:"events"`
+	}
+	require.NoError(t, json.Unmarshal(eventsBody(nil, rng, accounts, 7, true), &batch))
+	require.Len(t, batch.Events, 7)
+	for _, e := range batch.Events {
+		require.Equal(t, "won", e.Type)
+		require.True(t, e.Payload.Amount >= 1 && e.Payload.Amount <= 2000)
+	}
+}
+
+func TestReadVmRSS(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		t.Skip("no /proc on this system")
+	}
+	rss, err := readVmRSS("/proc/self/status")
+	require.NoError(t, err)
+	require.Greater(t, rss, float64(1<<20), "a Go test binary uses more than a megabyte")
+
+	_, err = readVmRSS("/proc/0/status")
+	require.Error(t, err)
+}
+
+func TestRawInsertWritesEventsAndJobs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.New(t)
+	accounts, err := rawAccounts(ctx, pool, 3, "test")
+	require.NoError(t, err)
+	var active int
+	require.NoError(t, pool.QueryRow(ctx,
+		`SELECT count(*) FROM accounts WHERE id = ANY($1) AND status = 'active' AND activated_at IS NOT NULL`, accounts).Scan(&active))
+	require.Equal(t, 3, active)
+
+	client, err := newInserter(pool)
+	require.NoError(t, err)
+
+	single, err := rawInsert(ctx, pool, client, accounts, 40, 4, 0)
+	require.NoError(t, err)
+	require.Equal(t, 40, single.events)
+	require.Equal(t, 40, single.transactions)
+	require.Len(t, single.latencies, 40)
+	require.Positive(t, single.wall)
+
+	// 95 events in batches of 10: nine full transactions and one of five.
+	batched, err := rawInsert(ctx, pool, client, accounts, 95, 4, 10)
+	require.NoError(t, err)
+	require.Equal(t, 95, batched.events)
+	require.Equal(t, 10, batched.transactions)
+
+	var events, pending, jobs, jobsForEvents int
+	require.NoError(t, pool.QueryRow(ctx, `
+		SELECT count(*), count(*) FILTER (WHERE status = 'pending')
+		FROM events WHERE account_id = ANY($1) AND type = 'won'`, accounts).Scan(&events, &pending))
+	require.Equal(t, 135, events)
+	require.Equal(t, 135, pending, "nothing works the jobs in this test")
+	require.NoError(t, pool.QueryRow(ctx, `
+		SELECT count(*), count(*) FILTER (WHERE (args->>'event_id')::uuid IN (SELECT id FROM events WHERE account_id = ANY($1)))
+		FROM river_job WHERE kind = 'event.won' AND queue = 'events' AND state = 'available'`, accounts).Scan(&jobs, &jobsForEvents))
+	require.Equal(t, 135, jobs)
+	require.Equal(t, 135, jobsForEvents, "one job per event, naming it")
+
+	var amountsInRange bool
+	require.NoError(t, pool.QueryRow(ctx, `
+		SELECT bool_and((payload->>'amount')::int BETWEEN 1 AND 2000) FROM events WHERE account_id = ANY($1)`, accounts).Scan(&amountsInRange))
+	require.True(t, amountsInRange)
+}
+
+func TestRawInsertStopsAtTheDeadline(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	accounts, err := rawAccounts(context.Background(), pool, 1, "deadline")
+	require.NoError(t, err)
+	client, err := newInserter(pool)
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	res, err := rawInsert(ctx, pool, client, accounts, MaxEvents, 2, 0)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Less(t, res.events, MaxEvents)
+	require.Equal(t, res.events, res.transactions)
+}
+
+func TestWaitProcessedFollowsTheOldestUnfinishedEvents(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.New(t)
+	accounts, err := rawAccounts(ctx, pool, 2, "wait")
+	require.NoError(t, err)
+	client, err := newInserter(pool)
+	require.NoError(t, err)
+	res, err := rawInsert(ctx, pool, client, accounts, pollWindow+250, 2, 50)
+	require.NoError(t, err)
+	require.Len(t, res.ids, pollWindow+250)
+	r := &runner{pool: pool, log: slog.New(slog.DiscardHandler)}
+
+	short := func() (int, bool) {
+		ctx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
+		defer cancel()
+		left, timedOut, err := r.waitProcessed(ctx, res.ids, "test")
+		require.NoError(t, err)
+		return left, timedOut
+	}
+	left, timedOut := short()
+	require.True(t, timedOut)
+	require.Equal(t, pollWindow+250, left)
+
+	// Finish every event but the newest ten: the first window empties and
+	// the second holds what is left.
+	newest := slices.Clone(res.ids)
+	slices.SortFunc(newest, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	newest = newest[len(newest)-10:]
+	_, err = pool.Exec(ctx, `UPDATE events SET status = 'processed', processed_at = now() WHERE id = ANY($1) AND NOT id = ANY($2)`, res.ids, newest)
+	require.NoError(t, err)
+	left, timedOut = short()
+	require.True(t, timedOut)
+	require.Equal(t, 10, left)
+
+	_, err = pool.Exec(ctx, `UPDATE events SET status = 'failed', processed_at = now() WHERE id = ANY($1)`, newest)
+	require.NoError(t, err)
+	left, timedOut = short()
+	require.False(t, timedOut, "failed events are finished too")
+	require.Zero(t, left)
+}

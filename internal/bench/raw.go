@@ -1,0 +1,203 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/ctrader/ctrader/internal/event"
+	"github.com/ctrader/ctrader/internal/jobs"
+)
+
+// runRaw is the reference run: the transactions POST /v1/events (or /batch)
+// commits, written straight to Postgres with no HTTP in between. It uses
+// accounts of its own, created active with SQL, so the HTTP run's checks
+// never see its events. The jobs it inserts are real: the server's workers
+// process them, and runRaw waits until they have.
+func (r *runner) runRaw(ctx context.Context) *Raw {
+	raw := &Raw{Concurrency: r.o.Concurrency, Batch: r.o.Batch, Order: r.o.RawOrder}
+	accounts, err := rawAccounts(ctx, r.pool, r.o.Accounts, r.runID)
+	if err != nil {
+		raw.Error = err.Error()
+		return raw
+	}
+	client, err := newInserter(r.pool)
+	if err != nil {
+		raw.Error = err.Error()
+		return raw
+	}
+	if err := warmPool(ctx, r.pool, r.o.Concurrency); err != nil {
+		raw.Error = err.Error()
+		return raw
+	}
+	r.log.Info("raw reference: writing events straight to Postgres", "events", r.o.Events)
+	res, err := rawInsert(ctx, r.pool, client, accounts, r.o.Events, r.o.Concurrency, r.o.Batch)
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		raw.Error = err.Error()
+	}
+	raw.Events, raw.Transactions = res.events, res.transactions
+	raw.Seconds = res.wall.Seconds()
+	if res.wall > 0 {
+		raw.EventsPerSecond = float64(res.events) / res.wall.Seconds()
+	}
+	raw.Latency = summarize(res.latencies)
+	if res.events < r.o.Events && raw.Error == "" {
+		r.note("the raw reference wrote %d of %d events before the timeout", res.events, r.o.Events)
+	}
+
+	r.log.Info("raw reference: waiting for the server to process its events")
+	began := time.Now()
+	left, timedOut, err := r.waitProcessed(ctx, res.ids, "the raw run's events")
+	raw.DrainSeconds = time.Since(began).Seconds()
+	raw.Drained = err == nil && !timedOut && left == 0
+	return raw
+}
+
+// warmPool opens n connections before the clock starts, as the server's
+// pool has them open before its requests arrive.
+func warmPool(ctx context.Context, pool *pgxpool.Pool, n int) error {
+	conns := make([]*pgxpool.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Release()
+		}
+	}()
+	for range n {
+		c, err := pool.Acquire(ctx)
+		if err != nil {
+			return fmt.Errorf("open connections: %w", err)
+		}
+		conns = append(conns, c)
+	}
+	return nil
+}
+
+// newInserter returns an insert-only River client: no workers, no queues.
+func newInserter(pool *pgxpool.Pool) (*river.Client[pgx.Tx], error) {
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
+	if err != nil {
+		return nil, fmt.Errorf("river client: %w", err)
+	}
+	return client, nil
+}
+
+// rawAccounts creates k provisioned accounts directly, without their
+// provisioning jobs.
+func rawAccounts(ctx context.Context, pool *pgxpool.Pool, k int, runID string) ([]uuid.UUID, error) {
+	ids := make([]uuid.UUID, k)
+	rows := make([][]any, k)
+	now := time.Now()
+	for i := range k {
+		id, err := uuid.NewV7()
+		if err != nil {
+			return nil, err
+		}
+		ids[i] = id
+		rows[i] = []any{id, fmt.Sprintf("bench %s raw %d", runID, i), "active",
+			map[string]any{"bench_run": runID, "raw": true}, now}
+	}
+	_, err := pool.CopyFrom(ctx, pgx.Identifier{"accounts"},
+		[]string{"id", "name", "status", "metadata", "activated_at"}, pgx.CopyFromRows(rows))
+	if err != nil {
+		return nil, fmt.Errorf("create raw accounts: %w", err)
+	}
+	return ids, nil
+}
+
+type rawResult struct {
+	ids          []uuid.UUID
+	events       int
+	transactions int
+	latencies    []time.Duration
+	wall         time.Duration
+}
+
+// rawInsert writes n won events over accounts with concurrency transactions
+// in flight, batch events per transaction (0: one). Each transaction is what
+// the API commits for an accepted request: event.Insert, the function the
+// API's handlers call, stores the rows and their River jobs (one INSERT and
+// InsertTx for one event; COPY and InsertManyFastTx for several). The API
+// also checks that the accounts exist, which is part of what it costs.
+func rawInsert(ctx context.Context, pool *pgxpool.Pool, inserter jobs.Inserter, accounts []uuid.UUID, n, concurrency, batch int) (rawResult, error) {
+	per := max(batch, 1)
+	total := (n + per - 1) / per
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	type workerOut struct {
+		ids       []uuid.UUID
+		latencies []time.Duration
+	}
+	outs := make([]workerOut, concurrency)
+	var (
+		next    atomic.Int64
+		wg      sync.WaitGroup
+		errOnce sync.Once
+		first   error
+	)
+	seed := uint64(time.Now().UnixNano())
+	begin := time.Now()
+	for w := range concurrency {
+		wg.Go(func() {
+			out := &outs[w]
+			rng := mrand.New(mrand.NewPCG(seed, uint64(w)))
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= total || ctx.Err() != nil {
+					return
+				}
+				count := min(per, n-i*per)
+				now := event.Now()
+				events := make([]*event.Event, count)
+				for j := range events {
+					e, err := event.New(event.Input{
+						AccountID: accounts[rng.IntN(len(accounts))],
+						Type:      "won",
+						Payload:   map[string]any{"amount": 1 + rng.IntN(2000)},
+					}, now)
+					if err != nil {
+						errOnce.Do(func() { first = err; cancel() })
+						return
+					}
+					events[j] = e
+				}
+				t0 := time.Now()
+				err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+					return event.Insert(ctx, tx, inserter, events)
+				})
+				if err != nil {
+					if ctx.Err() == nil {
+						errOnce.Do(func() { first = err; cancel() })
+					}
+					return
+				}
+				out.latencies = append(out.latencies, time.Since(t0))
+				for _, e := range events {
+					out.ids = append(out.ids, e.ID)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	res := rawResult{wall: time.Since(begin)}
+	for _, o := range outs {
+		res.ids = append(res.ids, o.ids...)
+		res.events += len(o.ids)
+		res.transactions += len(o.latencies)
+		res.latencies = append(res.latencies, o.latencies...)
+	}
+	if first != nil {
+		return res, first
+	}
+	return res, context.Cause(ctx)
+}

@@ -1,0 +1,269 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Report is what a run measured. Durations are in seconds and latencies in
+// milliseconds, so the JSON form reads without units.
+type Report struct {
+	RunID    string    `json:"run_id"`
+	Machine  Machine   `json:"machine"`
+	Params   Params    `json:"parameters"`
+	Ingest   Ingest    `json:"ingest"`
+	EndToEnd EndToEnd  `json:"end_to_end"`
+	Memory   Memory    `json:"server_memory"`
+	Raw      *Raw      `json:"raw,omitempty"`
+	Check    Check     `json:"check"`
+	Notes    []string  `json:"notes,omitempty"`
+	Started  time.Time `json:"started_at"`
+}
+
+// Machine describes where the run happened.
+type Machine struct {
+	CPUs            int    `json:"cpus"`
+	GoVersion       string `json:"go_version"`
+	PostgresVersion string `json:"postgres_version"`
+	Autovacuum      string `json:"postgres_autovacuum"`
+}
+
+// Params repeats the options the run used.
+type Params struct {
+	URL            string  `json:"url"`
+	Accounts       int     `json:"accounts"`
+	Rules          int     `json:"rules"`
+	RuleActions    bool    `json:"rule_actions"`
+	OtherRules     int     `json:"other_rules"` // enabled rules on won events that the run did not create
+	Events         int     `json:"events"`
+	Concurrency    int     `json:"concurrency"`
+	Batch          int     `json:"batch"`
+	Rate           float64 `json:"rate"`
+	TimeoutSeconds float64 `json:"timeout_seconds"`
+	ServerPID      int     `json:"server_pid,omitempty"`
+	RawOrder       string  `json:"raw_order,omitempty"`
+	Authenticated  bool    `json:"authenticated"`
+}
+
+// Latency summarizes a set of samples, in milliseconds.
+type Latency struct {
+	Samples int     `json:"samples"`
+	P50     float64 `json:"p50_ms"`
+	P95     float64 `json:"p95_ms"`
+	P99     float64 `json:"p99_ms"`
+	Max     float64 `json:"max_ms"`
+}
+
+// Ingest is the HTTP side: how fast the server accepted events.
+type Ingest struct {
+	Accepted        int            `json:"accepted_events"`
+	Requests        int            `json:"requests"`
+	Errors          int            `json:"errors"`
+	ErrorsByStatus  map[string]int `json:"errors_by_status,omitempty"`
+	FirstError      string         `json:"first_error,omitempty"`
+	Seconds         float64        `json:"seconds"`
+	EventsPerSecond float64        `json:"events_per_second"`
+	Latency         Latency        `json:"http_latency"`
+	StoppedEarly    bool           `json:"stopped_early,omitempty"`
+	TimedOut        bool           `json:"timed_out,omitempty"`
+}
+
+// EndToEnd is the worker side: how fast accepted events were processed.
+type EndToEnd struct {
+	Stored          int     `json:"stored_events"`
+	Processed       int     `json:"processed_events"`
+	Failed          int     `json:"failed_events"`
+	Pending         int     `json:"pending_events"`
+	Seconds         float64 `json:"seconds"`
+	EventsPerSecond float64 `json:"events_per_second"`
+	Latency         Latency `json:"processing_latency"` // processed_at - received_at
+	TimedOut        bool    `json:"timed_out,omitempty"`
+}
+
+// Memory is the server's resident set size during the run.
+type Memory struct {
+	Available bool    `json:"available"`
+	Source    string  `json:"source,omitempty"`
+	StartMB   float64 `json:"start_mb,omitempty"`
+	PeakMB    float64 `json:"peak_mb,omitempty"`
+	Samples   int     `json:"samples,omitempty"`
+	Reason    string  `json:"reason,omitempty"`
+}
+
+// Raw is the reference run straight to Postgres.
+type Raw struct {
+	Events          int     `json:"events"`
+	Transactions    int     `json:"transactions"`
+	Concurrency     int     `json:"concurrency"`
+	Batch           int     `json:"batch"`
+	Seconds         float64 `json:"seconds"`
+	EventsPerSecond float64 `json:"events_per_second"`
+	Latency         Latency `json:"transaction_latency"`
+	IngestPercent   float64 `json:"ctrader_ingest_percent_of_raw"`
+	Order           string  `json:"order"`
+	Drained         bool    `json:"drained"`
+	DrainSeconds    float64 `json:"drain_seconds"`
+	Error           string  `json:"error,omitempty"`
+}
+
+// Check is the correctness verdict over the events the HTTP run posted.
+type Check struct {
+	OK               bool     `json:"ok"`
+	Problems         []string `json:"problems,omitempty"`
+	Events           int      `json:"events"`
+	Processed        int      `json:"processed"`
+	Failed           int      `json:"failed"`
+	Missing          int      `json:"missing"`
+	Evaluations      int64    `json:"evaluations"`
+	ExpectedPerEvent int      `json:"expected_evaluations_per_event"`
+	Mismatched       int64    `json:"events_with_other_evaluation_count"`
+}
+
+// Percentile returns the p-th percentile (0 to 100) of sorted samples by the
+// nearest-rank method: the smallest sample with at least p% of the samples at
+// or below it. It returns 0 for no samples.
+func Percentile(sorted []time.Duration, p float64) time.Duration {
+	n := len(sorted)
+	if n == 0 {
+		return 0
+	}
+	rank := int(math.Ceil(p / 100 * float64(n)))
+	rank = min(max(rank, 1), n)
+	return sorted[rank-1]
+}
+
+// summarize sorts samples in place and returns their percentiles.
+func summarize(samples []time.Duration) Latency {
+	slices.Sort(samples)
+	if len(samples) == 0 {
+		return Latency{}
+	}
+	return Latency{
+		Samples: len(samples),
+		P50:     ms(Percentile(samples, 50)),
+		P95:     ms(Percentile(samples, 95)),
+		P99:     ms(Percentile(samples, 99)),
+		Max:     ms(samples[len(samples)-1]),
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// WriteText prints the report as an aligned table.
+func (r *Report) WriteText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	line := func(label, format string, args ...any) {
+		fmt.Fprintf(tw, "%s\t%s\n", label, fmt.Sprintf(format, args...))
+	}
+	p := r.Params
+
+	fmt.Fprintf(tw, "ctrader bench, run %s, %s\n\n", r.RunID, r.Started.UTC().Format(time.RFC3339))
+	line("machine", "%d CPUs, %s, PostgreSQL %s (autovacuum %s)", r.Machine.CPUs, r.Machine.GoVersion, r.Machine.PostgresVersion, r.Machine.Autovacuum)
+	line("server", "%s", p.URL)
+	actions := "no actions"
+	if p.RuleActions {
+		actions = "set_account_status action"
+	}
+	line("parameters", "%d accounts, %d rules on won (%s), %d events, concurrency %d", p.Accounts, p.Rules, actions, p.Events, p.Concurrency)
+	mode := "one event per POST /v1/events"
+	if p.Batch > 0 {
+		mode = fmt.Sprintf("%d events per POST /v1/events/batch", p.Batch)
+	}
+	pace := "as fast as possible"
+	if p.Rate > 0 {
+		pace = fmt.Sprintf("%g events/s on a fixed schedule (latency from the scheduled time)", p.Rate)
+	}
+	line("", "%s, %s, timeout %s", mode, pace, time.Duration(p.TimeoutSeconds*float64(time.Second)))
+	if p.OtherRules > 0 {
+		line("", "%d other enabled rules also apply to won events", p.OtherRules)
+	}
+	fmt.Fprintln(tw)
+
+	in := r.Ingest
+	line("ingest", "%d events in %.3f s = %.0f events/s", in.Accepted, in.Seconds, in.EventsPerSecond)
+	errs := fmt.Sprintf("%d errors", in.Errors)
+	if in.Errors > 0 {
+		errs += " (" + statusList(in.ErrorsByStatus) + ")"
+	}
+	line("  requests", "%d, %s", in.Requests, errs)
+	line("  HTTP latency", "%s", latencyText(in.Latency))
+
+	e := r.EndToEnd
+	line("end to end", "%d events processed in %.3f s = %.0f events/s (first POST to last processed_at)", e.Processed, e.Seconds, e.EventsPerSecond)
+	line("  received→processed", "%s", latencyText(e.Latency))
+
+	m := r.Memory
+	if m.Available {
+		line("server RSS", "peak %.1f MB (start %.1f MB; %d samples of %s)", m.PeakMB, m.StartMB, m.Samples, m.Source)
+	} else {
+		line("server RSS", "n/a (%s)", m.Reason)
+	}
+
+	if raw := r.Raw; raw != nil {
+		per := "1 event"
+		if raw.Batch > 0 {
+			per = fmt.Sprintf("%d events", raw.Batch)
+		}
+		if raw.Error != "" {
+			line("raw reference", "failed: %s", raw.Error)
+		} else {
+			line("raw reference", "%d events in %.3f s = %.0f events/s (pgx + River InsertTx, no HTTP; concurrency %d, %s per transaction, run %s)",
+				raw.Events, raw.Seconds, raw.EventsPerSecond, raw.Concurrency, per, raw.Order)
+			line("  transaction latency", "%s", latencyText(raw.Latency))
+			if raw.IngestPercent > 0 {
+				line("  comparison", "ctrader ingest = %.0f%% of raw", raw.IngestPercent)
+			}
+			if raw.Drained {
+				line("  raw backlog", "processed by the server %.1f s after the raw run ended", raw.DrainSeconds)
+			} else {
+				line("  raw backlog", "not processed yet after %.1f s", raw.DrainSeconds)
+			}
+		}
+	}
+	fmt.Fprintln(tw)
+
+	c := r.Check
+	if c.OK {
+		line("check", "OK: %d events processed, none failed, %d evaluations (%d per event)", c.Processed, c.Evaluations, c.ExpectedPerEvent)
+	} else {
+		line("check", "FAIL: %s", strings.Join(c.Problems, "; "))
+	}
+	for _, n := range r.Notes {
+		line("note", "%s", n)
+	}
+	return tw.Flush()
+}
+
+// WriteJSON prints the report as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+func latencyText(l Latency) string {
+	if l.Samples == 0 {
+		return "no samples"
+	}
+	return fmt.Sprintf("p50 %.2f ms  p95 %.2f ms  p99 %.2f ms  max %.2f ms  (%d samples)", l.P50, l.P95, l.P99, l.Max, l.Samples)
+}
+
+func statusList(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s: %d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
+}
