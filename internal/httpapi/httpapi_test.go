@@ -367,3 +367,18 @@ func TestDocsAndSpecAreServed(t *testing.T) {
 	require.NotContains(t, string(docs.body), "cdn", "the docs page loads nothing from the internet")
 	require.NotContains(t, string(docs.body), "unpkg")
 }
+
+func TestProblemsDoNotEchoSecretsOrWholeBodies(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	long := "https://user:hunter2@example.com/" + strings.Repeat("a", 2100)
+	r := b.postJSON(t, "/v1/webhook-endpoints", `{"url": "`+long+`"}`)
+	p := requireProblem(t, r, http.StatusUnprocessableEntity, "invalid")
+	require.NotContains(t, string(r.body), "hunter2", "credentials in a URL are never repeated")
+	require.Less(t, len(r.body), 1500, "long values are cut")
+	require.Contains(t, locations(p), "body.url")
+
+	r = b.postJSON(t, "/v1/accounts", `{"name": "a", "token": "s3cr3t-value"}`)
+	requireProblem(t, r, http.StatusUnprocessableEntity, "invalid")
+	require.NotContains(t, string(r.body), "s3cr3t-value", "an unknown field does not echo the whole body")
+}

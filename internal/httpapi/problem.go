@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -121,12 +122,38 @@ func errorDetails(status int, errs []error) []*huma.ErrorDetail {
 		}
 		var d huma.ErrorDetailer
 		if errors.As(err, &d) {
-			details = append(details, d.ErrorDetail())
+			detail := *d.ErrorDetail()
+			detail.Value = echoable(detail.Value)
+			details = append(details, &detail)
 			continue
 		}
 		details = append(details, &huma.ErrorDetail{Message: err.Error()})
 	}
 	return details
+}
+
+// maxEchoed bounds an input value repeated back in a problem.
+const maxEchoed = 200
+
+// echoable returns what of a bad input value a problem may repeat: short
+// scalars as they are, URLs without their credentials, long strings cut, and
+// no objects or arrays (the location names the field, and a whole body could
+// carry secrets).
+func echoable(v any) any {
+	switch v := v.(type) {
+	case string:
+		if u, err := url.Parse(v); err == nil && u.User != nil {
+			u.User = url.User("redacted")
+			v = u.String()
+		}
+		if len(v) > maxEchoed {
+			v = strings.ToValidUTF8(v[:maxEchoed], "") + "…"
+		}
+		return v
+	case map[string]any, []any:
+		return nil
+	}
+	return v
 }
 
 // fail turns an error from the domain into the problem the client sees.
