@@ -101,6 +101,7 @@ func startProcess(ctx context.Context, name string, args []string, getenv func(s
 		Webhooks:          sender,
 		WebhookTimeout:    cfg.WebhookTimeout,
 		RulesInterval:     cfg.RulesEvalInterval,
+		VacuumInterval:    cfg.VacuumInterval,
 		Metrics:           m,
 	})
 	if err != nil {

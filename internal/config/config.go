@@ -58,6 +58,7 @@ type Config struct {
 	WriteRateLimit  float64
 	WriteRateBurst  int
 	PprofAddr       string
+	VacuumInterval  time.Duration
 }
 
 // Group selects which settings a command accepts.
@@ -242,6 +243,16 @@ func Vars() []Var {
 					return errors.New("must be a whole number, 1 or more")
 				}
 				c.WriteRateBurst = n
+				return nil
+			}},
+		{Env: "VACUUM_INTERVAL", Flag: "vacuum-interval", Default: "1m", Group: Server,
+			Usage: "how often ctrader vacuums its busiest tables when the server's autovacuum is off; 0 never",
+			set: func(c *Config, v string) error {
+				d, err := time.ParseDuration(v)
+				if err != nil || d < 0 {
+					return errors.New("must be a duration such as 1m, or 0")
+				}
+				c.VacuumInterval = d
 				return nil
 			}},
 		{Env: "PPROF_ADDR", Flag: "pprof-addr", Default: "", Group: Server,

@@ -165,3 +165,15 @@ func (WebhookDeliver) Kind() string { return "webhook.deliver" }
 func (WebhookDeliver) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueWebhooks}
 }
+
+// Vacuum vacuums ctrader's busiest tables when the server's autovacuum is
+// off; otherwise it does nothing.
+type Vacuum struct{}
+
+// Kind is the job's stable name.
+func (Vacuum) Kind() string { return "maintenance.vacuum" }
+
+// InsertOpts routes the job to the maintenance queue.
+func (Vacuum) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueMaintenance}
+}

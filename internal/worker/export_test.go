@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -28,4 +29,8 @@ func NewEvaluateAccountsWorker(pool *pgxpool.Pool, e *engine.Engine) *EvaluateAc
 
 func NewWebhookWorker(pool *pgxpool.Pool, sender *webhook.Sender, timeout time.Duration) *WebhookWorker {
 	return &WebhookWorker{pool: pool, sender: sender, timeout: timeout}
+}
+
+func NewVacuumWorker(pool *pgxpool.Pool) *VacuumWorker {
+	return &VacuumWorker{pool: pool, logger: slog.New(slog.DiscardHandler)}
 }

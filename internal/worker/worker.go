@@ -47,6 +47,9 @@ type Options struct {
 	Webhooks *webhook.Sender
 	// WebhookTimeout bounds one delivery attempt.
 	WebhookTimeout time.Duration
+	// VacuumInterval is how often the busiest tables are vacuumed when the
+	// server's autovacuum is off; 0 never.
+	VacuumInterval time.Duration
 	// RulesInterval is the period of scheduled rule evaluation; 0 disables it.
 	RulesInterval time.Duration
 	// ID names this client in River's tables; empty lets River pick one.
@@ -88,6 +91,7 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, opts Options) (*river.Cl
 		river.AddWorker(workers, &FanOutWorker{pool: pool})
 		river.AddWorker(workers, &EvaluateAccountsWorker{pool: pool, engine: opts.Engine})
 		river.AddWorker(workers, &IdempotencyCleanupWorker{pool: pool})
+		river.AddWorker(workers, &VacuumWorker{pool: pool, logger: logger.With(slog.String("component", "vacuum"))})
 		river.AddWorker(workers, &WebhookWorker{pool: pool, sender: opts.Webhooks, timeout: opts.WebhookTimeout, metrics: opts.Metrics})
 
 		cfg.Workers = workers
@@ -103,7 +107,7 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, opts Options) (*river.Cl
 		cfg.FetchPollInterval = opts.FetchPollInterval
 		cfg.JobTimeout = opts.JobTimeout
 		cfg.RescueStuckJobsAfter = opts.RescueAfter
-		cfg.PeriodicJobs = periodicJobs(opts.RulesInterval)
+		cfg.PeriodicJobs = periodicJobs(opts.RulesInterval, opts.VacuumInterval)
 		if opts.Metrics != nil {
 			cfg.Middleware = append(cfg.Middleware, opts.Metrics.JobMiddleware())
 		}
@@ -116,11 +120,16 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, opts Options) (*river.Cl
 }
 
 // periodicJobs are scheduled by whichever process holds River's leadership.
-func periodicJobs(rulesInterval time.Duration) []*river.PeriodicJob {
+func periodicJobs(rulesInterval, vacuumInterval time.Duration) []*river.PeriodicJob {
 	periodic := []*river.PeriodicJob{
 		river.NewPeriodicJob(river.PeriodicInterval(time.Hour),
 			func() (river.JobArgs, *river.InsertOpts) { return jobs.IdempotencyCleanup{}, nil },
 			&river.PeriodicJobOpts{ID: "idempotency_cleanup"}),
+	}
+	if vacuumInterval > 0 {
+		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(vacuumInterval),
+			func() (river.JobArgs, *river.InsertOpts) { return jobs.Vacuum{}, nil },
+			&river.PeriodicJobOpts{ID: "vacuum"}))
 	}
 	if rulesInterval > 0 {
 		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(rulesInterval),
