@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"net/netip"
 	"strings"
 	"time"
 
@@ -148,9 +147,8 @@ func listenAddr(addr string, cfg *config.Config, logger *slog.Logger) (string, e
 	if err != nil {
 		return "", fmt.Errorf("listen address %q: %w", addr, err)
 	}
-	ip, _ := netip.ParseAddr(host)
 	switch {
-	case host == "localhost" || ip.IsLoopback():
+	case config.LoopbackHost(host):
 	case cfg.Insecure:
 		logger.Warn("serving without authentication on a non-loopback address because --insecure is set", slog.String("addr", addr))
 	case host == "":
@@ -230,7 +228,7 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	security := p.security
-	security.Open = security.Open && (p.cfg.Insecure || isLoopback(p.cfg.HealthAddr))
+	security.Open = security.Open && (p.cfg.Insecure || config.LoopbackAddr(p.cfg.HealthAddr))
 	handler := httpapi.HealthHandler(httpapi.Deps{Logger: p.logger, Pool: p.pool, Metrics: p.metrics, Security: security})
 	return p.run(ctx, p.cfg.HealthAddr, handler, nil)
 }
@@ -303,15 +301,6 @@ func (p *process) run(ctx context.Context, addr string, handler http.Handler, st
 	cancelBase()
 	p.logger.Info("stopped")
 	return runErr
-}
-
-func isLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	ip, _ := netip.ParseAddr(host)
-	return host == "localhost" || ip.IsLoopback()
 }
 
 // servePprof serves Go's profiles on a loopback address until ctx ends.

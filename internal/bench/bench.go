@@ -25,7 +25,6 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"os"
 	"runtime"
@@ -39,6 +38,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ctrader/ctrader/internal/config"
+	"github.com/ctrader/ctrader/internal/db"
 )
 
 // MaxEvents bounds --events.
@@ -146,10 +148,7 @@ func CheckLoopback(raw string) error {
 	if host == "" {
 		return fmt.Errorf("--url %q has no host", raw)
 	}
-	if strings.EqualFold(host, "localhost") {
-		return nil
-	}
-	if ip, err := netip.ParseAddr(host); err == nil && ip.IsLoopback() {
+	if config.LoopbackHost(host) {
 		return nil
 	}
 	return fmt.Errorf("--url %q: the bench only loads servers on a loopback address (127.0.0.1, [::1], localhost)", raw)
@@ -232,7 +231,7 @@ func execute(parent context.Context, o Options) (*Report, error) {
 		r.rep.Params.RawOrder = o.RawOrder
 	}
 
-	pool, err := openPool(ctx, o.DatabaseURL, int32(o.Concurrency+2))
+	pool, err := db.Open(ctx, o.DatabaseURL, int32(o.Concurrency+2), slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, err
 	}
@@ -291,26 +290,6 @@ func execute(parent context.Context, o Options) (*Report, error) {
 
 func (r *runner) note(format string, args ...any) {
 	r.rep.Notes = append(r.rep.Notes, fmt.Sprintf(format, args...))
-}
-
-func openPool(ctx context.Context, dsn string, maxConns int32) (*pgxpool.Pool, error) {
-	cfg, err := pgxpool.ParseConfig(dsn)
-	if err != nil {
-		// pgx's parse errors can echo the password; say only what is wrong.
-		return nil, errors.New("DATABASE_URL is not a valid Postgres connection string")
-	}
-	if cfg.ConnConfig.ConnectTimeout == 0 {
-		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
-	}
-	cfg.MaxConns = maxConns
-	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
-		cfg.ConnConfig.RuntimeParams["application_name"] = "ctrader-bench"
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("create pool: %w", err)
-	}
-	return pool, nil
 }
 
 // checkServer makes sure a ready server answers at the URL.

@@ -258,7 +258,7 @@ func Vars() []Var {
 		{Env: "PPROF_ADDR", Flag: "pprof-addr", Default: "", Group: Server,
 			Usage: "loopback address to serve Go's pprof profiles on, such as 127.0.0.1:6060; empty disables",
 			set: func(c *Config, v string) error {
-				if v != "" && !loopbackAddr(v) {
+				if v != "" && !LoopbackAddr(v) {
 					return errors.New("must be a loopback address such as 127.0.0.1:6060")
 				}
 				c.PprofAddr = v
@@ -384,11 +384,18 @@ func (c *Config) AuthConfigured() bool {
 	return c.AuthHS256Secret != "" || c.AuthJWKSURL != "" || c.AuthJWKSFile != ""
 }
 
-func loopbackAddr(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
+// LoopbackHost reports whether host names this machine only: "localhost" or
+// a loopback address.
+func LoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
 	}
-	ip, _ := netip.ParseAddr(host)
-	return host == "localhost" || ip.IsLoopback()
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// LoopbackAddr reports whether a host:port address listens on loopback only.
+func LoopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	return err == nil && LoopbackHost(host)
 }

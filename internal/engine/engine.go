@@ -5,7 +5,6 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"time"
@@ -260,7 +259,7 @@ func (e *Engine) followUp(ctx context.Context, p *pending, i int, a rule.Action)
 		return nil, fmt.Errorf("follow-up event is invalid: %s %s", fields[0].Location, fields[0].Message)
 	}
 	// A computed payload is held to the limit a posted one is.
-	if b, err := json.Marshal(payload); err != nil || len(b) > event.MaxPayloadBytes {
+	if in.PayloadTooLarge() {
 		return nil, fmt.Errorf("follow-up event is invalid: payload must encode to at most %d bytes of JSON", event.MaxPayloadBytes)
 	}
 	followUp, err := event.New(in, now)

@@ -134,8 +134,8 @@ func hasNUL(v any) bool {
 	return false
 }
 
-// payloadTooLarge reports whether the encoded payload is over the limit.
-func (in *Input) payloadTooLarge() bool {
+// PayloadTooLarge reports whether the encoded payload is over MaxPayloadBytes.
+func (in *Input) PayloadTooLarge() bool {
 	b, err := json.Marshal(in.Payload)
 	return err != nil || len(b) > MaxPayloadBytes
 }
@@ -221,7 +221,7 @@ func validate(inputs []Input, location func(i int) string, now time.Time) error 
 	var invalid, tooLarge []apperr.FieldError
 	for i := range inputs {
 		invalid = append(invalid, inputs[i].Validate(location(i), now)...)
-		if inputs[i].payloadTooLarge() {
+		if inputs[i].PayloadTooLarge() {
 			tooLarge = append(tooLarge, apperr.FieldError{Location: location(i) + ".payload",
 				Message: fmt.Sprintf("must encode to at most %d bytes of JSON", MaxPayloadBytes)})
 		}

@@ -19,11 +19,6 @@ const requestKey ctxKey = iota
 // RequestIDHeader carries the request id in and out.
 const RequestIDHeader = "X-Request-Id"
 
-// RequestIDFrom returns the request id of ctx, or "".
-func RequestIDFrom(ctx context.Context) string {
-	return reqid.From(ctx)
-}
-
 func requestFrom(ctx context.Context) *http.Request {
 	r, _ := ctx.Value(requestKey).(*http.Request)
 	return r

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ctrader/ctrader/internal/apperr"
 	"github.com/ctrader/ctrader/internal/logging"
+	"github.com/ctrader/ctrader/internal/reqid"
 )
 
 // ProblemTypePrefix starts every problem's type URI; the code follows it.
@@ -84,7 +85,7 @@ func newProblem(ctx context.Context, status int, detail string, details []*huma.
 		Errors: details,
 	}
 	if ctx != nil {
-		p.RequestID = RequestIDFrom(ctx)
+		p.RequestID = reqid.From(ctx)
 		if r := requestFrom(ctx); r != nil {
 			p.Instance = r.URL.Path
 		}
@@ -167,7 +168,7 @@ func fail(ctx context.Context, logger *slog.Logger, err error) error {
 			status = http.StatusInternalServerError
 		}
 		if status >= 500 {
-			logger.WarnContext(ctx, "request failed", slog.String("request_id", RequestIDFrom(ctx)), logging.ErrorAttr(err))
+			logger.WarnContext(ctx, "request failed", slog.String("request_id", reqid.From(ctx)), logging.ErrorAttr(err))
 			return newProblem(ctx, status, ae.Message, nil)
 		}
 		details := make([]*huma.ErrorDetail, 0, len(ae.Fields))
@@ -180,6 +181,6 @@ func fail(ctx context.Context, logger *slog.Logger, err error) error {
 		// The client went away; nobody reads this response.
 		return newProblem(ctx, 499, "request cancelled", nil)
 	}
-	logger.ErrorContext(ctx, "request failed", slog.String("request_id", RequestIDFrom(ctx)), logging.ErrorAttr(err))
+	logger.ErrorContext(ctx, "request failed", slog.String("request_id", reqid.From(ctx)), logging.ErrorAttr(err))
 	return newProblem(ctx, http.StatusInternalServerError, "internal error", nil)
 }

@@ -82,11 +82,7 @@ func (h *handlers) guard(api huma.API) func(huma.Context, func(huma.Context)) {
 		}
 		if secured && op.Method != http.MethodGet && h.Security.WriteLimiter != nil {
 			d := h.Security.WriteLimiter.Allow(client)
-			hdr := http.Header{}
-			d.SetHeaders(hdr)
-			for k, v := range hdr {
-				ctx.SetHeader(k, v[0])
-			}
+			d.SetHeaders(ctx.SetHeader)
 			if !d.Allowed {
 				_ = huma.WriteErr(api, ctx, http.StatusTooManyRequests, "too many writes; retry after the time in Retry-After")
 				return

@@ -4,7 +4,6 @@ package ratelimit
 
 import (
 	"math"
-	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -88,15 +87,16 @@ func (l *Limiter) Allow(key string) Decision {
 }
 
 // SetHeaders describes d in RateLimit-Limit, RateLimit-Remaining and
-// RateLimit-Reset (seconds), plus Retry-After when the request was refused.
-func (d Decision) SetHeaders(h http.Header) {
+// RateLimit-Reset (seconds), plus Retry-After when the request was refused,
+// through set (such as http.Header.Set).
+func (d Decision) SetHeaders(set func(key, value string)) {
 	if d.Limit == 0 {
 		return
 	}
-	h.Set("RateLimit-Limit", strconv.Itoa(d.Limit))
-	h.Set("RateLimit-Remaining", strconv.Itoa(d.Remaining))
-	h.Set("RateLimit-Reset", strconv.Itoa(int(math.Ceil(d.Reset.Seconds()))))
+	set("RateLimit-Limit", strconv.Itoa(d.Limit))
+	set("RateLimit-Remaining", strconv.Itoa(d.Remaining))
+	set("RateLimit-Reset", strconv.Itoa(int(math.Ceil(d.Reset.Seconds()))))
 	if !d.Allowed {
-		h.Set("Retry-After", strconv.Itoa(max(int(math.Ceil(d.RetryAfter.Seconds())), 1)))
+		set("Retry-After", strconv.Itoa(max(int(math.Ceil(d.RetryAfter.Seconds())), 1)))
 	}
 }

@@ -25,7 +25,7 @@ func TestBurstThenRefuse(t *testing.T) {
 	require.InDelta(t, time.Second.Seconds(), d.RetryAfter.Seconds(), 0.01)
 
 	h := http.Header{}
-	d.SetHeaders(h)
+	d.SetHeaders(h.Set)
 	require.Equal(t, "3", h.Get("RateLimit-Limit"))
 	require.Equal(t, "0", h.Get("RateLimit-Remaining"))
 	require.Equal(t, "3", h.Get("RateLimit-Reset"))
@@ -58,6 +58,6 @@ func TestNilLimiterAllows(t *testing.T) {
 	d := l.Allow("x")
 	require.True(t, d.Allowed)
 	h := http.Header{}
-	d.SetHeaders(h)
+	d.SetHeaders(h.Set)
 	require.Empty(t, h)
 }

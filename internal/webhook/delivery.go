@@ -76,6 +76,7 @@ type Delivery struct {
 	LastError     *string
 	CreatedAt     time.Time
 	FinishedAt    *time.Time
+	JobID         *int64 // the River job of the current or last attempt
 }
 
 // Attempt is one HTTP request of a delivery.
@@ -99,26 +100,25 @@ func Enqueue(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, endpointID 
 	if err != nil {
 		return uuid.Nil, fmt.Errorf("encode webhook message: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `
-		INSERT INTO webhook_deliveries (id, endpoint_id, evaluation_id, event_type, body)
-		VALUES ($1, $2, $3, $4, $5)`, id, endpointID, evaluationID, msg.Type, body); err != nil {
-		return uuid.Nil, fmt.Errorf("insert webhook delivery: %w", err)
-	}
 	res, err := inserter.InsertTx(ctx, tx, jobs.WebhookDeliver{DeliveryID: id}, &river.InsertOpts{MaxAttempts: MaxAttempts})
 	if err != nil {
 		return uuid.Nil, fmt.Errorf("insert webhook job: %w", err)
 	}
-	_, err = tx.Exec(ctx, `UPDATE webhook_deliveries SET job_id = $2 WHERE id = $1`, id, res.Job.ID)
-	return id, err
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO webhook_deliveries (id, endpoint_id, evaluation_id, event_type, body, job_id)
+		VALUES ($1, $2, $3, $4, $5, $6)`, id, endpointID, evaluationID, msg.Type, body, res.Job.ID); err != nil {
+		return uuid.Nil, fmt.Errorf("insert webhook delivery: %w", err)
+	}
+	return id, nil
 }
 
-const deliveryColumns = `id, endpoint_id, evaluation_id, event_type, body, status, attempts, next_attempt_at, last_status, last_error, created_at, finished_at`
+const deliveryColumns = `id, endpoint_id, evaluation_id, event_type, body, status, attempts, next_attempt_at, last_status, last_error, created_at, finished_at, job_id`
 
 func scanDelivery(row pgx.Row) (*Delivery, error) {
 	var d Delivery
 	var body []byte
 	err := row.Scan(&d.ID, &d.EndpointID, &d.EvaluationID, &d.EventType, &body, &d.Status, &d.Attempts,
-		&d.NextAttemptAt, &d.LastStatus, &d.LastError, &d.CreatedAt, &d.FinishedAt)
+		&d.NextAttemptAt, &d.LastStatus, &d.LastError, &d.CreatedAt, &d.FinishedAt, &d.JobID)
 	if err != nil {
 		return nil, err
 	}
@@ -198,12 +198,8 @@ func (s *Service) Retry(ctx context.Context, retrier JobRetrier, id uuid.UUID) (
 		if !ep.Enabled || ep.DeletedAt != nil {
 			return ErrEndpointUnusable
 		}
-		var jobID *int64
-		if err := tx.QueryRow(ctx, `SELECT job_id FROM webhook_deliveries WHERE id = $1`, id).Scan(&jobID); err != nil {
-			return err
-		}
-		if d.Status == StatusPending && jobID != nil {
-			if row, err := retrier.JobRetryTx(ctx, tx, *jobID); err == nil {
+		if d.Status == StatusPending && d.JobID != nil {
+			if row, err := retrier.JobRetryTx(ctx, tx, *d.JobID); err == nil {
 				out = d
 				if row.State != rivertype.JobStateAvailable { // an attempt is under way
 					return nil
@@ -339,20 +335,29 @@ func retryAfter(h string, now time.Time) time.Duration {
 	return min(max(d, 0), maxRetryAfter)
 }
 
-// Outcome is what recording an attempt decided.
-type Outcome int
+// Outcome is what recording an attempt decided; the values double as metric
+// labels.
+type Outcome string
 
 // Outcomes of an attempt.
 const (
-	Retry     Outcome = iota // failed; another attempt is scheduled
-	Succeeded                // delivered
-	Failed                   // given up
+	Retry     Outcome = "retried"   // failed; another attempt is scheduled
+	Succeeded Outcome = "succeeded" // delivered
+	Failed    Outcome = "failed"    // given up
 )
+
+// status is the delivery status an outcome leaves.
+func (o Outcome) status() string {
+	if o == Retry {
+		return StatusPending
+	}
+	return string(o)
+}
 
 // Record stores an attempt and its consequences in tx: the delivery's status
 // and next attempt, and the endpoint's failure streak (a 410 or too many
 // failures in a row disable it). attempt is the job's attempt number.
-func Record(ctx context.Context, tx pgx.Tx, out *Outgoing, res Result, attempt int) (Outcome, time.Time, error) {
+func Record(ctx context.Context, tx pgx.Tx, out *Outgoing, res Result, attempt int) (Outcome, error) {
 	d := out.Delivery
 	var (
 		status   *int
@@ -387,23 +392,22 @@ func Record(ctx context.Context, tx pgx.Tx, out *Outgoing, res Result, attempt i
 		INSERT INTO webhook_attempts (id, delivery_id, attempt, started_at, duration_ms, response_status, response_body, error)
 		VALUES ($1, $2, (SELECT attempts + 1 FROM webhook_deliveries WHERE id = $2), $3, $4, $5, $6, $7)`,
 		uuid.Must(uuid.NewV7()), d.ID, res.StartedAt, int(res.Duration.Milliseconds()), status, body, errText); err != nil {
-		return Retry, next, fmt.Errorf("record webhook attempt: %w", err)
+		return Retry, fmt.Errorf("record webhook attempt: %w", err)
 	}
 	var nextAt *time.Time
 	if outcome == Retry {
 		nextAt = &next
 	}
-	newStatus := map[Outcome]string{Retry: StatusPending, Succeeded: StatusSucceeded, Failed: StatusFailed}[outcome]
 	if _, err := tx.Exec(ctx, `
 		UPDATE webhook_deliveries SET attempts = attempts + 1, status = $2, next_attempt_at = $3,
 			last_status = $4, last_error = $5,
 			finished_at = CASE WHEN $2 = 'pending' THEN NULL ELSE clock_timestamp() END
-		WHERE id = $1`, d.ID, newStatus, nextAt, status, errText); err != nil {
-		return Retry, next, fmt.Errorf("update webhook delivery: %w", err)
+		WHERE id = $1`, d.ID, outcome.status(), nextAt, status, errText); err != nil {
+		return Retry, fmt.Errorf("update webhook delivery: %w", err)
 	}
 	if outcome == Succeeded {
 		_, err := tx.Exec(ctx, `UPDATE webhook_endpoints SET consecutive_failures = 0 WHERE id = $1 AND consecutive_failures <> 0`, out.Endpoint.ID)
-		return outcome, next, err
+		return outcome, err
 	}
 	if _, err := tx.Exec(ctx, `
 		UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1,
@@ -412,9 +416,9 @@ func Record(ctx context.Context, tx pgx.Tx, out *Outgoing, res Result, attempt i
 			disabled_at = CASE WHEN enabled AND ($2 <> '' OR consecutive_failures + 1 >= $3) THEN clock_timestamp() ELSE disabled_at END,
 			updated_at = now()
 		WHERE id = $1`, out.Endpoint.ID, disabled, DisableAfterFailures, DisabledFailures); err != nil {
-		return Retry, next, fmt.Errorf("update webhook endpoint: %w", err)
+		return Retry, fmt.Errorf("update webhook endpoint: %w", err)
 	}
-	return outcome, next, nil
+	return outcome, nil
 }
 
 // Abandon marks a delivery failed without an attempt, for an endpoint that is
@@ -449,10 +453,7 @@ func describeFailure(res Result) string {
 		msg = fmt.Sprintf("answered %d", res.Status)
 	}
 	if len(msg) > 500 {
-		msg = msg[:500]
-	}
-	for !utf8.ValidString(msg) {
-		msg = msg[:len(msg)-1]
+		msg = strings.ToValidUTF8(msg[:500], "")
 	}
 	return msg
 }

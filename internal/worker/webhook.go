@@ -63,7 +63,7 @@ func (w *WebhookWorker) Work(ctx context.Context, job *river.Job[jobs.WebhookDel
 	recordCtx := context.WithoutCancel(ctx)
 	err = db.InTx(recordCtx, w.pool, func(tx pgx.Tx) error {
 		var err error
-		if outcome, _, err = webhook.Record(recordCtx, tx, out, res, job.Attempt); err != nil {
+		if outcome, err = webhook.Record(recordCtx, tx, out, res, job.Attempt); err != nil {
 			return err
 		}
 		if outcome == webhook.Succeeded {
@@ -72,9 +72,7 @@ func (w *WebhookWorker) Work(ctx context.Context, job *river.Job[jobs.WebhookDel
 		return nil
 	})
 	if err == nil {
-		w.metrics.WebhookDelivered(map[webhook.Outcome]string{
-			webhook.Succeeded: metrics.WebhookSucceeded, webhook.Retry: metrics.WebhookRetried, webhook.Failed: metrics.WebhookFailed,
-		}[outcome])
+		w.metrics.WebhookDelivered(string(outcome))
 	}
 	switch {
 	case err != nil:
