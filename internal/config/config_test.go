@@ -56,3 +56,30 @@ func TestReadmeDocumentsEverySetting(t *testing.T) {
 		require.False(t, strings.ContainsAny(v.Flag, "_ "), "flag %s", v.Flag)
 	}
 }
+
+// Each bad setting stops the process with one line naming the variable.
+func TestBadSettingsAreRefused(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"PPROF_ADDR": "0.0.0.0:6060"}, "invalid PPROF_ADDR: must be a loopback address"},
+		{map[string]string{"VACUUM_INTERVAL": "-1s"}, "invalid VACUUM_INTERVAL"},
+		{map[string]string{"WRITE_RATE_LIMIT": "-1"}, "invalid WRITE_RATE_LIMIT"},
+		{map[string]string{"WRITE_RATE_BURST": "0"}, "invalid WRITE_RATE_BURST"},
+		{map[string]string{"WEBHOOK_ALLOWED_CIDRS": "10.0.0.0/8,nope"}, "invalid WEBHOOK_ALLOWED_CIDRS"},
+		{map[string]string{"WEBHOOK_SECRET_KEY": "c2hvcnQ="}, "invalid WEBHOOK_SECRET_KEY: must be 32 bytes"},
+		{map[string]string{"WEBHOOK_ALLOW_PRIVATE": "maybe"}, "invalid WEBHOOK_ALLOW_PRIVATE"},
+		{map[string]string{"MAX_EVENT_DEPTH": "101"}, "invalid MAX_EVENT_DEPTH"},
+		{map[string]string{"FETCH_COOLDOWN": "0s"}, "invalid FETCH_COOLDOWN"},
+		{map[string]string{"DATABASE_MAX_CONNS": "1"}, "invalid DATABASE_MAX_CONNS"},
+		{map[string]string{"UI_USER": "ops"}, "UI_USER and UI_PASSWORD go together"},
+		{map[string]string{"METRICS_PASSWORD": "x"}, "METRICS_USER and METRICS_PASSWORD go together"},
+	}
+	for _, tt := range tests {
+		_, _, err := config.Load("serve", config.Database|config.Server, nil, env(tt.env), io.Discard)
+		require.ErrorContains(t, err, tt.want)
+		require.NotContains(t, err.Error(), "\n", "one line")
+	}
+}
