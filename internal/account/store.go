@@ -78,16 +78,37 @@ func wrap(action string, err error) error {
 	return db.Wrap(action, err, ErrNotFound)
 }
 
-// AddWon adds one won amount to the account's totals through q.
-func AddWon(ctx context.Context, q db.Querier, id uuid.UUID, amount float64) error {
-	tag, err := q.Exec(ctx, `
-		UPDATE accounts SET won_count = won_count + 1, won_total = won_total + $2, updated_at = now()
-		WHERE id = $1`, id, amount)
+// Lock reads the accounts among ids and locks them against other writers
+// until tx ends, in the order of their ids so that two transactions locking
+// overlapping sets cannot deadlock. Inserting events for them is not blocked.
+func Lock(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (map[uuid.UUID]*Account, error) {
+	rows, err := tx.Query(ctx, `SELECT `+columns+` FROM accounts WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`, ids)
 	if err != nil {
-		return wrap("add won amount", err)
+		return nil, wrap("lock accounts", err)
 	}
-	if tag.RowsAffected() == 0 {
-		return ErrNotFound
+	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Account, error) { return scan(r) })
+	if err != nil {
+		return nil, wrap("lock accounts", err)
+	}
+	out := make(map[uuid.UUID]*Account, len(items))
+	for _, a := range items {
+		out[a.ID] = a
+	}
+	return out, nil
+}
+
+// AddWon adds won amounts to their accounts' totals through q: amounts[i]
+// belongs to ids[i], and an account may appear more than once.
+func AddWon(ctx context.Context, q db.Querier, ids []uuid.UUID, amounts []float64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := q.Exec(ctx, `
+		UPDATE accounts a SET won_count = a.won_count + w.n, won_total = a.won_total + w.total, updated_at = now()
+		FROM (SELECT id, count(*) AS n, sum(amount) AS total
+		      FROM unnest($1::uuid[], $2::numeric[]) AS t(id, amount) GROUP BY id) w
+		WHERE a.id = w.id`, ids, amounts); err != nil {
+		return wrap("add won amounts", err)
 	}
 	return nil
 }

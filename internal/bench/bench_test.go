@@ -178,10 +178,12 @@ func TestRawInsertWritesEventsAndJobs(t *testing.T) {
 	require.Equal(t, 135, events)
 	require.Equal(t, 135, pending, "nothing works the jobs in this test")
 	require.NoError(t, pool.QueryRow(ctx, `
-		SELECT count(*), count(*) FILTER (WHERE (args->>'event_id')::uuid IN (SELECT id FROM events WHERE account_id = ANY($1)))
-		FROM river_job WHERE kind = 'event.won' AND queue = 'events' AND state = 'available'`, accounts).Scan(&jobs, &jobsForEvents))
-	require.Equal(t, 135, jobs)
-	require.Equal(t, 135, jobsForEvents, "one job per event, naming it")
+		SELECT count(DISTINCT j.id), count(DISTINCT e.id)
+		FROM river_job j, jsonb_array_elements_text(j.args->'event_ids') AS named(id)
+		LEFT JOIN events e ON e.id = named.id::uuid AND e.account_id = ANY($1)
+		WHERE j.kind = 'events.process' AND j.queue = 'events' AND j.state = 'available'`, accounts).Scan(&jobs, &jobsForEvents))
+	require.Equal(t, 40+10, jobs, "one job per transaction")
+	require.Equal(t, 135, jobsForEvents, "the jobs name every event")
 
 	var amountsInRange bool
 	require.NoError(t, pool.QueryRow(ctx, `

@@ -75,36 +75,97 @@ func eventVar(e *event.Event) rule.Event {
 	return v
 }
 
-// EvaluateEvent evaluates every enabled rule that matches the event's type,
-// records one evaluation per rule version, acts on matches and marks the event
-// processed, all in tx. Running it again for the same event does nothing.
-func (e *Engine) EvaluateEvent(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, eventID uuid.UUID) error {
-	ev, err := event.GetForUpdate(ctx, tx, eventID)
+// ProcessEvents processes the pending events among ids in tx, in the order
+// of their ids: a won event's amount is added to its account's totals once,
+// then every enabled rule that matches the event's type is evaluated against
+// the event and the account as it stands after the event, one evaluation per
+// rule version, and the matches act. Each event sees the effects of the ones
+// before it. Running it again for the same events does nothing; ids that name
+// no event are skipped, and when none does it returns event.ErrNotFound.
+func (e *Engine) ProcessEvents(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, ids []uuid.UUID) error {
+	events, err := event.Lock(ctx, tx, ids)
 	if err != nil {
 		return err
 	}
-	if ev.Status != event.StatusPending {
+	if len(events) == 0 {
+		return event.ErrNotFound
+	}
+	todo := events[:0:0]
+	accountIDs := make([]uuid.UUID, 0, len(events))
+	for _, ev := range events {
+		if ev.Status == event.StatusPending {
+			todo = append(todo, ev)
+			accountIDs = append(accountIDs, ev.AccountID)
+		}
+	}
+	if len(todo) == 0 {
 		return nil
 	}
-	acct, err := account.Get(ctx, tx, ev.AccountID)
+	accounts, err := account.Lock(ctx, tx, accountIDs)
 	if err != nil {
 		return err
 	}
-	rules, err := rule.ForEvent(ctx, tx, ev.Type)
-	if err != nil {
+	rulesByType := make(map[string][]*rule.Rule)
+	var (
+		wonAccounts []uuid.UUID
+		wonAmounts  []float64
+		batch       []*pending
+		processed   = make([]uuid.UUID, 0, len(todo))
+	)
+	for _, ev := range todo {
+		acct, ok := accounts[ev.AccountID]
+		if !ok {
+			return fmt.Errorf("event %s: %w", ev.ID, account.ErrNotFound)
+		}
+		if ev.Type == event.TypeWon && !ev.WonApplied {
+			amount, ok := ev.Payload["amount"].(float64)
+			if !ok {
+				return fmt.Errorf("won event %s has no numeric amount", ev.ID)
+			}
+			acct.WonCount++
+			acct.WonTotal += amount
+			wonAccounts = append(wonAccounts, acct.ID)
+			wonAmounts = append(wonAmounts, amount)
+		}
+		rules, ok := rulesByType[ev.Type]
+		if !ok {
+			if rules, err = rule.ForEvent(ctx, tx, ev.Type); err != nil {
+				return err
+			}
+			rulesByType[ev.Type] = rules
+		}
+		subjects := make([]subject, len(rules))
+		for i, r := range rules {
+			subjects[i] = subject{rule: r, account: acct, event: ev}
+		}
+		matched, acts, err := e.match(ctx, subjects, evaluation.TriggerEvent, nil)
+		if err != nil {
+			return err
+		}
+		batch = append(batch, matched...)
+		// An action may change what the next events see (the account's
+		// status), so evaluations that act are stored and acted on before the
+		// next event is evaluated; the others wait for one write at the end.
+		if acts {
+			if err := e.store(ctx, tx, inserter, batch); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+		processed = append(processed, ev.ID)
+	}
+	if err := e.store(ctx, tx, inserter, batch); err != nil {
 		return err
 	}
-	subjects := make([]subject, len(rules))
-	for i, r := range rules {
-		subjects[i] = subject{rule: r, account: acct, event: ev}
-	}
-	if err := e.evaluate(ctx, tx, inserter, subjects, evaluation.TriggerEvent, nil); err != nil {
+	if err := account.AddWon(ctx, tx, wonAccounts, wonAmounts); err != nil {
 		return err
 	}
-	if err := event.MarkProcessed(ctx, tx, ev.ID); err != nil {
+	if err := event.MarkProcessed(ctx, tx, processed); err != nil {
 		return err
 	}
-	e.metrics.EventProcessed(time.Since(ev.ReceivedAt))
+	for _, ev := range todo {
+		e.metrics.EventProcessed(time.Since(ev.ReceivedAt))
+	}
 	return nil
 }
 
@@ -132,7 +193,11 @@ func (e *Engine) EvaluateAccounts(ctx context.Context, tx pgx.Tx, inserter jobs.
 		}
 	}
 	runID := args.RunID
-	return len(subjects), e.evaluate(ctx, tx, inserter, subjects, args.Trigger, &runID)
+	matched, _, err := e.match(ctx, subjects, args.Trigger, &runID)
+	if err != nil {
+		return 0, err
+	}
+	return len(subjects), e.store(ctx, tx, inserter, matched)
 }
 
 // pending is an evaluation with what it needs to act.
@@ -143,15 +208,17 @@ type pending struct {
 	subject  subject
 }
 
-func (e *Engine) evaluate(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, subjects []subject, trigger string, runID *string) error {
+// match evaluates each subject's rule and reports whether any evaluation
+// matched a rule that has actions.
+func (e *Engine) match(ctx context.Context, subjects []subject, trigger string, runID *string) ([]*pending, bool, error) {
 	now := event.Now()
-	evals := make([]*evaluation.Evaluation, 0, len(subjects))
-	byID := make(map[uuid.UUID]*pending, len(subjects))
+	out := make([]*pending, 0, len(subjects))
+	acts := false
 	accountVars := make(map[uuid.UUID]rule.Account)
 	for _, s := range subjects {
 		id, err := uuid.NewV7()
 		if err != nil {
-			return err
+			return nil, false, err
 		}
 		av, ok := accountVars[s.account.ID]
 		if !ok {
@@ -179,22 +246,34 @@ func (e *Engine) evaluate(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter
 			ev.Matched = false
 		}
 		ev.EvaluatedAt = time.Now().UTC()
-		evals = append(evals, ev)
-		byID[id] = &pending{eval: ev, compiled: compiled, vars: vars, subject: s}
+		acts = acts || (ev.Matched && len(s.rule.Actions) > 0)
+		out = append(out, &pending{eval: ev, compiled: compiled, vars: vars, subject: s})
+	}
+	return out, acts, nil
+}
+
+// store writes evaluations in one statement and carries out the actions of
+// the matched ones that were not already recorded, in order.
+func (e *Engine) store(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, batch []*pending) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	evals := make([]*evaluation.Evaluation, len(batch))
+	for i, p := range batch {
+		evals[i] = p.eval
 	}
 	stored, err := evaluation.InsertNew(ctx, tx, evals)
 	if err != nil {
 		return err
 	}
-	for _, ev := range stored {
-		if !ev.Matched {
+	for _, p := range batch {
+		if !p.eval.Matched || len(p.subject.rule.Actions) == 0 || !stored[p.eval.ID] {
 			continue
 		}
-		p := byID[ev.ID]
 		if err := e.act(ctx, tx, inserter, p); err != nil {
 			return err
 		}
-		if err := evaluation.SetActions(ctx, tx, ev); err != nil {
+		if err := evaluation.SetActions(ctx, tx, p.eval); err != nil {
 			return err
 		}
 	}
@@ -240,6 +319,7 @@ func (e *Engine) act(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, p *
 				return err
 			}
 			res.Status, res.PreviousStatus = a.Status, previous
+			p.subject.account.Status = a.Status
 		default:
 			res.Error = "unknown action type"
 		}

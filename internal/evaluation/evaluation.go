@@ -53,9 +53,9 @@ type Evaluation struct {
 }
 
 // InsertNew stores evaluations, skipping any that were already recorded for
-// the same rule version and event (or run and account), and returns the ones
-// it stored: only those may act.
-func InsertNew(ctx context.Context, tx pgx.Tx, evals []*Evaluation) ([]*Evaluation, error) {
+// the same rule version and event (or run and account), and returns the ids
+// of the ones it stored: only those may act.
+func InsertNew(ctx context.Context, tx pgx.Tx, evals []*Evaluation) (map[uuid.UUID]bool, error) {
 	if len(evals) == 0 {
 		return nil, nil
 	}
@@ -69,12 +69,10 @@ func InsertNew(ctx context.Context, tx pgx.Tx, evals []*Evaluation) ([]*Evaluati
 		matched, limited         = make([]bool, n), make([]bool, n)
 		started, evaluated       = make([]time.Time, n), make([]time.Time, n)
 	)
-	byID := make(map[uuid.UUID]*Evaluation, n)
 	for i, e := range evals {
 		ids[i], ruleIDs[i], accountIDs[i], eventIDs[i] = e.ID, e.RuleID, e.AccountID, e.EventID
 		versions[i], triggers[i], runIDs[i], errs[i] = int32(e.RuleVersion), e.Trigger, e.RunID, e.Error
 		matched[i], limited[i], started[i], evaluated[i] = e.Matched, e.DepthLimited, e.StartedAt, e.EvaluatedAt
-		byID[e.ID] = e
 	}
 	rows, err := tx.Query(ctx, `
 		INSERT INTO evaluations (id, rule_id, rule_version, account_id, event_id, trigger, run_id,
@@ -91,9 +89,9 @@ func InsertNew(ctx context.Context, tx pgx.Tx, evals []*Evaluation) ([]*Evaluati
 	if err != nil {
 		return nil, fmt.Errorf("insert evaluations: %w", err)
 	}
-	out := make([]*Evaluation, 0, len(inserted))
+	out := make(map[uuid.UUID]bool, len(inserted))
 	for _, id := range inserted {
-		out = append(out, byID[id])
+		out[id] = true
 	}
 	return out, nil
 }

@@ -64,6 +64,9 @@ type Event struct {
 	FailureReason *string        `json:"failure_reason,omitempty"`
 	CausationID   *uuid.UUID     `json:"causation_id,omitempty"`
 	Depth         int            `json:"depth"`
+	// WonApplied says a won event's amount is in its account's totals. Only
+	// Lock reads it.
+	WonApplied bool `json:"-"`
 }
 
 // Input is one event as a client posts it.

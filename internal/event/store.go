@@ -3,6 +3,7 @@ package event
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"strings"
 
 	"github.com/google/uuid"
@@ -26,8 +27,9 @@ func scan(row pgx.Row) (*Event, error) {
 	return &e, nil
 }
 
-// Insert stores events and, for each, the first job of its pipeline, in tx.
-// A single event is a plain INSERT; several are copied in bulk.
+// Insert stores events and the jobs that process them in tx: one job per
+// jobs.EventsPerJob events. A single event is a plain INSERT; several are
+// copied in bulk.
 func Insert(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, events []*Event) error {
 	if len(events) == 1 {
 		e := events[0]
@@ -37,21 +39,24 @@ func Insert(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, events []*Ev
 			e.ID, e.AccountID, e.Type, e.Payload, e.OccurredAt, e.ReceivedAt, e.CausationID, e.Depth); err != nil {
 			return fmt.Errorf("insert event: %w", err)
 		}
-		if _, err := inserter.InsertTx(ctx, tx, jobs.ForEvent(e.ID, e.Type), nil); err != nil {
+		if _, err := inserter.InsertTx(ctx, tx, jobs.EventsProcess{EventIDs: []uuid.UUID{e.ID}}, nil); err != nil {
 			return fmt.Errorf("insert event job: %w", err)
 		}
 		return nil
 	}
 	rows := make([][]any, len(events))
-	params := make([]river.InsertManyParams, len(events))
 	for i, e := range events {
 		rows[i] = []any{e.ID, e.AccountID, e.Type, e.Payload, e.OccurredAt, e.ReceivedAt, e.CausationID, e.Depth}
-		params[i] = river.InsertManyParams{Args: jobs.ForEvent(e.ID, e.Type)}
 	}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"},
 		[]string{"id", "account_id", "type", "payload", "occurred_at", "received_at", "causation_id", "depth"},
 		pgx.CopyFromRows(rows)); err != nil {
 		return fmt.Errorf("copy events: %w", err)
+	}
+	chunks := Chunks(events)
+	params := make([]river.InsertManyParams, len(chunks))
+	for i, ids := range chunks {
+		params[i] = river.InsertManyParams{Args: jobs.EventsProcess{EventIDs: ids}}
 	}
 	// Event jobs have no unique options, so the COPY-based insert cannot
 	// trip over a duplicate.
@@ -59,6 +64,53 @@ func Insert(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, events []*Ev
 		return fmt.Errorf("insert event jobs: %w", err)
 	}
 	return nil
+}
+
+// Chunks splits events into the id lists of their jobs: at most
+// jobs.EventsPerJob each, an account's events together and in order unless
+// they are more than a chunk holds. An account's bucket is chosen by a hash
+// of its id, so batches of the same size put an account in the same bucket,
+// and their jobs from different buckets share no account and never wait for
+// each other's locks.
+func Chunks(events []*Event) [][]uuid.UUID {
+	n := (len(events) + jobs.EventsPerJob - 1) / jobs.EventsPerJob
+	type bucket struct {
+		accounts []uuid.UUID // in order of first appearance
+		events   map[uuid.UUID][]uuid.UUID
+	}
+	buckets := make([]bucket, n)
+	for _, e := range events {
+		h := fnv.New32a()
+		h.Write(e.AccountID[:])
+		b := &buckets[h.Sum32()%uint32(n)]
+		if b.events == nil {
+			b.events = make(map[uuid.UUID][]uuid.UUID)
+		}
+		if _, ok := b.events[e.AccountID]; !ok {
+			b.accounts = append(b.accounts, e.AccountID)
+		}
+		b.events[e.AccountID] = append(b.events[e.AccountID], e.ID)
+	}
+	var out [][]uuid.UUID
+	for _, b := range buckets {
+		var chunk []uuid.UUID
+		for _, a := range b.accounts {
+			ids := b.events[a]
+			if len(chunk) > 0 && len(chunk)+len(ids) > jobs.EventsPerJob {
+				out = append(out, chunk)
+				chunk = nil
+			}
+			for len(ids) > jobs.EventsPerJob {
+				out = append(out, ids[:jobs.EventsPerJob:jobs.EventsPerJob])
+				ids = ids[jobs.EventsPerJob:]
+			}
+			chunk = append(chunk, ids...)
+		}
+		if len(chunk) > 0 {
+			out = append(out, chunk)
+		}
+	}
+	return out
 }
 
 // Get reads one event through q.
@@ -70,14 +122,26 @@ func Get(ctx context.Context, q db.Querier, id uuid.UUID) (*Event, error) {
 	return e, nil
 }
 
-// GetForUpdate reads one event and locks it until tx ends, so that two runs
-// of the same job serialize on it.
-func GetForUpdate(ctx context.Context, tx pgx.Tx, id uuid.UUID) (*Event, error) {
-	e, err := scan(tx.QueryRow(ctx, `SELECT `+columns+` FROM events WHERE id = $1 FOR UPDATE`, id))
+// Lock reads the events among ids and locks them until tx ends, so that two
+// runs of the same job serialize on them. They come in the order of their
+// ids, which is the order they were received in; WonApplied is set.
+func Lock(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) ([]*Event, error) {
+	rows, err := tx.Query(ctx, `
+		SELECT `+columns+`, won_applied_at IS NOT NULL FROM events
+		WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids)
 	if err != nil {
-		return nil, wrap("lock event", err)
+		return nil, wrap("lock events", err)
 	}
-	return e, nil
+	events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Event, error) {
+		var e Event
+		err := r.Scan(&e.ID, &e.AccountID, &e.Type, &e.Payload, &e.OccurredAt, &e.ReceivedAt, &e.Status,
+			&e.ProcessedAt, &e.FailureReason, &e.CausationID, &e.Depth, &e.WonApplied)
+		return &e, err
+	})
+	if err != nil {
+		return nil, wrap("lock events", err)
+	}
+	return events, nil
 }
 
 // List reads one page of events through q, newest first.
@@ -104,18 +168,22 @@ func List(ctx context.Context, q db.Querier, f Filter, p page.Params) (page.Page
 	return page.Build(items, p.Limit, func(e *Event) uuid.UUID { return e.ID }), nil
 }
 
-// MarkProcessed records that every matching rule has been evaluated.
-func MarkProcessed(ctx context.Context, q db.Querier, id uuid.UUID) error {
+// MarkProcessed records that every matching rule has been evaluated for the
+// pending events among ids, and that the amounts of the won ones among them
+// have been added to their accounts' totals.
+func MarkProcessed(ctx context.Context, q db.Querier, ids []uuid.UUID) error {
 	if _, err := q.Exec(ctx, `
-		UPDATE events SET status = 'processed', processed_at = clock_timestamp()
-		WHERE id = $1 AND status = 'pending'`, id); err != nil {
-		return wrap("mark event processed", err)
+		UPDATE events SET status = 'processed', processed_at = clock_timestamp(),
+			won_applied_at = CASE WHEN type = 'won' THEN coalesce(won_applied_at, clock_timestamp()) END
+		WHERE id = ANY($1) AND status = 'pending'`, ids); err != nil {
+		return wrap("mark events processed", err)
 	}
 	return nil
 }
 
-// MarkFailed records that the event's job was given up on, and why.
-func MarkFailed(ctx context.Context, q db.Querier, id uuid.UUID, reason string) error {
+// MarkFailed records that the pending events among ids were given up on, and
+// why.
+func MarkFailed(ctx context.Context, q db.Querier, ids []uuid.UUID, reason string) error {
 	// Postgres rejects text that is not UTF-8, so the cut must not split a
 	// character.
 	reason = strings.ToValidUTF8(reason, "\uFFFD")
@@ -124,18 +192,8 @@ func MarkFailed(ctx context.Context, q db.Querier, id uuid.UUID, reason string) 
 	}
 	if _, err := q.Exec(ctx, `
 		UPDATE events SET status = 'failed', processed_at = clock_timestamp(), failure_reason = $2
-		WHERE id = $1 AND status = 'pending'`, id, reason); err != nil {
-		return wrap("mark event failed", err)
+		WHERE id = ANY($1) AND status = 'pending'`, ids, reason); err != nil {
+		return wrap("mark events failed", err)
 	}
 	return nil
-}
-
-// ClaimWon marks a won event as applied to its account's totals and reports
-// whether this call did it: true exactly once per event.
-func ClaimWon(ctx context.Context, tx pgx.Tx, id uuid.UUID) (bool, error) {
-	tag, err := tx.Exec(ctx, `UPDATE events SET won_applied_at = now() WHERE id = $1 AND won_applied_at IS NULL`, id)
-	if err != nil {
-		return false, wrap("claim won event", err)
-	}
-	return tag.RowsAffected() == 1, nil
 }

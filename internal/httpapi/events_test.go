@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -58,8 +60,8 @@ func TestCreateEvent(t *testing.T) {
 		payload string
 		job     string
 	}{
-		{"won event", "won", `{"amount": 1500, "currency": "EUR"}`, "event.won"},
-		{"other event", "trade.closed", `{"symbol": "EURUSD"}`, "event.evaluate"},
+		{"won event", "won", `{"amount": 1500, "currency": "EUR"}`, "events.process"},
+		{"other event", "trade.closed", `{"symbol": "EURUSD"}`, "events.process"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -104,12 +106,13 @@ func TestCreateEventJobArgsNameTheEvent(t *testing.T) {
 	accountID := b.createAccount(t, "John Doe")
 
 	won := decode[httpapi.Event](t, b.postJSON(t, "/v1/events", eventJSON(accountID, "won", `{"amount": 10}`)))
-	job := rivertest.RequireInserted(ctx, t, riverpgxv5.New(b.pool), jobs.EventWon{}, &rivertest.RequireInsertedOpts{Queue: jobs.QueueEvents})
-	require.Equal(t, won.ID, job.Args.EventID.String())
+	job := rivertest.RequireInserted(ctx, t, riverpgxv5.New(b.pool), jobs.EventsProcess{},
+		&rivertest.RequireInsertedOpts{Queue: jobs.QueueEvents, MaxAttempts: jobs.EventMaxAttempts})
+	require.Len(t, job.Args.EventIDs, 1)
+	require.Equal(t, won.ID, job.Args.EventIDs[0].String())
 
 	other := decode[httpapi.Event](t, b.postJSON(t, "/v1/events", eventJSON(accountID, "login", "")))
-	job2 := rivertest.RequireInserted(ctx, t, riverpgxv5.New(b.pool), jobs.EventEvaluate{}, &rivertest.RequireInsertedOpts{Queue: jobs.QueueRules})
-	require.Equal(t, other.ID, job2.Args.EventID.String())
+	requireOneJobEach(t, b.pool, []string{won.ID, other.ID})
 }
 
 func TestCreateEventAcceptsEdges(t *testing.T) {
@@ -267,7 +270,8 @@ func TestCreateEventBatch(t *testing.T) {
 	require.Equal(t, 2.5, got[2].Payload["amount"])
 
 	require.Equal(t, 5, count(t, b.pool, "events"))
-	require.Equal(t, map[string]int{"account.provision": 2, "event.won": 2, "event.evaluate": 3}, jobKinds(t, b.pool))
+	require.Equal(t, map[string]int{"account.provision": 2, "events.process": 1}, jobKinds(t, b.pool), "one job for the batch")
+	requireOneJobEach(t, b.pool, slices.Collect(maps.Keys(ids)))
 
 	stored := decode[httpapi.EventDetail](t, b.do(t, http.MethodGet, "/v1/events/"+got[3].ID, "", ""))
 	require.Equal(t, got[3].Payload, stored.Payload)
@@ -335,9 +339,15 @@ func TestCreateEventBatchAcceptsOneThousand(t *testing.T) {
 	}
 	r := b.postJSON(t, "/v1/events/batch", batchJSON(events...))
 	require.Equal(t, http.StatusAccepted, r.status, string(r.body))
-	require.Len(t, decode[eventBatch](t, r).Events, 1000)
+	posted := decode[eventBatch](t, r).Events
+	require.Len(t, posted, 1000)
 	require.Equal(t, 1000, count(t, b.pool, "events"))
-	require.Equal(t, 1000, jobKinds(t, b.pool)["event.won"])
+	require.Equal(t, 1000/jobs.EventsPerJob, jobKinds(t, b.pool)["events.process"], "one account: full jobs")
+	want := make([]string, len(posted))
+	for i, e := range posted {
+		want[i] = e.ID
+	}
+	requireOneJobEach(t, b.pool, want)
 }
 
 func TestIdempotencyKeyReplays(t *testing.T) {
@@ -493,9 +503,8 @@ func TestIdempotencyKeyUnderConcurrency(t *testing.T) {
 			}
 			require.Equal(t, n-1, replayed, "exactly one request did the work")
 			require.Equal(t, len(firstIDs), count(t, b.pool, "events"))
-			kinds := jobKinds(t, b.pool)
-			require.Equal(t, 1, kinds["event.won"])
-			require.Equal(t, len(firstIDs), kinds["event.won"]+kinds["event.evaluate"], "one job per event")
+			require.Equal(t, 1, jobKinds(t, b.pool)["events.process"])
+			requireOneJobEach(t, b.pool, firstIDs)
 			require.Equal(t, 1, count(t, b.pool, "idempotency_keys"))
 		})
 	}

@@ -162,6 +162,37 @@ func locations(p httpapi.Problem) []string {
 }
 
 // jobKinds counts the River jobs in the database by kind.
+// jobEvents says, for every event an events.process job names, how many jobs
+// name it.
+func jobEvents(t *testing.T, pool *pgxpool.Pool) map[string]int {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), `
+		SELECT named.id, count(*)::int FROM river_job, jsonb_array_elements_text(args->'event_ids') AS named(id)
+		WHERE kind = 'events.process' GROUP BY named.id`)
+	require.NoError(t, err)
+	out := map[string]int{}
+	for rows.Next() {
+		var (
+			id string
+			n  int
+		)
+		require.NoError(t, rows.Scan(&id, &n))
+		out[id] = n
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+// requireOneJobEach checks that each event is named by exactly one job.
+func requireOneJobEach(t *testing.T, pool *pgxpool.Pool, ids []string) {
+	t.Helper()
+	want := make(map[string]int, len(ids))
+	for _, id := range ids {
+		want[id] = 1
+	}
+	require.Equal(t, want, jobEvents(t, pool), "one job names each event")
+}
+
 func jobKinds(t *testing.T, pool *pgxpool.Pool) map[string]int {
 	t.Helper()
 	rows, err := pool.Query(context.Background(), "SELECT kind, count(*)::int FROM river_job GROUP BY kind")

@@ -46,8 +46,28 @@ func (AccountProvision) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueAccounts}
 }
 
-// EventWon adds a won event's amount to its account's totals, then hands the
-// event to rule evaluation.
+// EventsPerJob is the most events one EventsProcess job carries. A batch of
+// events is processed in jobs of this many, each in one transaction.
+const EventsPerJob = 100
+
+// EventsProcess processes events in one transaction: a won event's amount is
+// added to its account's totals exactly once, then the enabled rules that
+// match each event's type are evaluated, in the order of the events' ids.
+type EventsProcess struct {
+	EventIDs []uuid.UUID `json:"event_ids"`
+}
+
+// Kind is the job's stable name in river_job.kind.
+func (EventsProcess) Kind() string { return "events.process" }
+
+// InsertOpts routes the job to the events queue.
+func (EventsProcess) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueEvents, MaxAttempts: EventMaxAttempts}
+}
+
+// EventWon and EventEvaluate are the two jobs that processed one event before
+// EventsProcess did both. Jobs of these kinds queued by an earlier version are
+// still worked, each as an EventsProcess of its one event.
 type EventWon struct {
 	EventID uuid.UUID `json:"event_id"`
 }
@@ -60,7 +80,7 @@ func (EventWon) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueEvents, MaxAttempts: EventMaxAttempts}
 }
 
-// EventEvaluate evaluates the enabled rules that match an event's type.
+// EventEvaluate: see EventWon.
 type EventEvaluate struct {
 	EventID uuid.UUID `json:"event_id"`
 }
@@ -71,14 +91,6 @@ func (EventEvaluate) Kind() string { return "event.evaluate" }
 // InsertOpts routes the job to the rules queue.
 func (EventEvaluate) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueRules, MaxAttempts: EventMaxAttempts}
-}
-
-// ForEvent returns the first job an event of type eventType needs.
-func ForEvent(id uuid.UUID, eventType string) river.JobArgs {
-	if eventType == "won" {
-		return EventWon{EventID: id}
-	}
-	return EventEvaluate{EventID: id}
 }
 
 // RulesSchedule starts the scheduled evaluation of one window: it fans out

@@ -11,73 +11,68 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
-	"github.com/ctrader/ctrader/internal/account"
 	"github.com/ctrader/ctrader/internal/db"
 	"github.com/ctrader/ctrader/internal/engine"
 	"github.com/ctrader/ctrader/internal/event"
 	"github.com/ctrader/ctrader/internal/jobs"
 )
 
-// WonWorker adds a won event's amount to its account's totals exactly once,
-// then queues the event's rule evaluation, all in the transaction that
-// completes its job. Rules therefore see totals that include the event.
-type WonWorker struct {
-	river.WorkerDefaults[jobs.EventWon]
-	pool *pgxpool.Pool
+// EventsWorker is the won-event and rules worker: it adds won amounts to
+// their accounts' totals exactly once, evaluates the rules that match each
+// event and marks the events processed, in the transaction that completes its
+// job.
+type EventsWorker struct {
+	river.WorkerDefaults[jobs.EventsProcess]
+	pool   *pgxpool.Pool
+	engine *engine.Engine
 }
 
-// Work applies the amount and hands the event on.
-func (w *WonWorker) Work(ctx context.Context, job *river.Job[jobs.EventWon]) error {
-	err := db.InTx(ctx, w.pool, func(tx pgx.Tx) error {
-		ev, err := event.GetForUpdate(ctx, tx, job.Args.EventID)
-		if err != nil {
-			return err
-		}
-		claimed, err := event.ClaimWon(ctx, tx, ev.ID)
-		if err != nil {
-			return err
-		}
-		if claimed {
-			amount, ok := ev.Payload["amount"].(float64)
-			if !ok {
-				return fmt.Errorf("won event %s has no numeric amount", ev.ID)
-			}
-			if err := account.AddWon(ctx, tx, ev.AccountID, amount); err != nil {
-				return err
-			}
-			if _, err := inserter(ctx).InsertTx(ctx, tx, jobs.EventEvaluate{EventID: ev.ID}, nil); err != nil {
-				return fmt.Errorf("queue evaluation: %w", err)
-			}
-		}
+// Work processes the job's events.
+func (w *EventsWorker) Work(ctx context.Context, job *river.Job[jobs.EventsProcess]) error {
+	return processEvents(ctx, w.pool, w.engine, job.JobRow, job.Args.EventIDs, func(tx pgx.Tx) error {
 		return complete(ctx, tx, job)
 	})
-	return finishEventJob(ctx, w.pool, job.JobRow, job.Args.EventID, err)
 }
 
-// EvaluateWorker is the rules worker: it evaluates the rules that match an
-// event and marks the event processed, in the transaction that completes its
-// job.
+// WonWorker works event.won jobs queued by an earlier version.
+type WonWorker struct {
+	river.WorkerDefaults[jobs.EventWon]
+	pool   *pgxpool.Pool
+	engine *engine.Engine
+}
+
+// Work processes the job's event.
+func (w *WonWorker) Work(ctx context.Context, job *river.Job[jobs.EventWon]) error {
+	return processEvents(ctx, w.pool, w.engine, job.JobRow, []uuid.UUID{job.Args.EventID}, func(tx pgx.Tx) error {
+		return complete(ctx, tx, job)
+	})
+}
+
+// EvaluateWorker works event.evaluate jobs queued by an earlier version.
 type EvaluateWorker struct {
 	river.WorkerDefaults[jobs.EventEvaluate]
 	pool   *pgxpool.Pool
 	engine *engine.Engine
 }
 
-// Work evaluates the event.
+// Work processes the job's event.
 func (w *EvaluateWorker) Work(ctx context.Context, job *river.Job[jobs.EventEvaluate]) error {
-	err := db.InTx(ctx, w.pool, func(tx pgx.Tx) error {
-		if err := w.engine.EvaluateEvent(ctx, tx, inserter(ctx), job.Args.EventID); err != nil {
-			return err
-		}
+	return processEvents(ctx, w.pool, w.engine, job.JobRow, []uuid.UUID{job.Args.EventID}, func(tx pgx.Tx) error {
 		return complete(ctx, tx, job)
 	})
-	return finishEventJob(ctx, w.pool, job.JobRow, job.Args.EventID, err)
 }
 
-// finishEventJob turns an event job's error into River's verdict. An event
-// that no longer exists cancels the job; when the last attempt fails, the
-// event is marked failed with the reason before River discards the job.
-func finishEventJob(ctx context.Context, pool *pgxpool.Pool, job *rivertype.JobRow, eventID uuid.UUID, err error) error {
+// processEvents runs the engine over ids and completes the job in the same
+// transaction, then turns an error into River's verdict. Events that no
+// longer exist cancel the job; when the last attempt fails, the events still
+// pending are marked failed with the reason before River discards the job.
+func processEvents(ctx context.Context, pool *pgxpool.Pool, eng *engine.Engine, job *rivertype.JobRow, ids []uuid.UUID, complete func(pgx.Tx) error) error {
+	err := db.InTx(ctx, pool, func(tx pgx.Tx) error {
+		if err := eng.ProcessEvents(ctx, tx, inserter(ctx), ids); err != nil {
+			return err
+		}
+		return complete(tx)
+	})
 	if err == nil {
 		return nil
 	}
@@ -86,7 +81,7 @@ func finishEventJob(ctx context.Context, pool *pgxpool.Pool, job *rivertype.JobR
 	}
 	if job.Attempt >= job.MaxAttempts {
 		reason := fmt.Sprintf("gave up after %d attempts: %v", job.Attempt, err)
-		if markErr := event.MarkFailed(context.WithoutCancel(ctx), pool, eventID, reason); markErr != nil {
+		if markErr := event.MarkFailed(context.WithoutCancel(ctx), pool, ids, reason); markErr != nil {
 			return errors.Join(err, markErr)
 		}
 	}

@@ -13,7 +13,13 @@ import (
 // Constructors for the workers NewClient registers, so tests can call their
 // Work methods directly.
 
-func NewWonWorker(pool *pgxpool.Pool) *WonWorker { return &WonWorker{pool: pool} }
+func NewEventsWorker(pool *pgxpool.Pool, e *engine.Engine) *EventsWorker {
+	return &EventsWorker{pool: pool, engine: e}
+}
+
+func NewWonWorker(pool *pgxpool.Pool, e *engine.Engine) *WonWorker {
+	return &WonWorker{pool: pool, engine: e}
+}
 
 func NewEvaluateWorker(pool *pgxpool.Pool, e *engine.Engine) *EvaluateWorker {
 	return &EvaluateWorker{pool: pool, engine: e}

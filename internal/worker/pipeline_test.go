@@ -47,10 +47,17 @@ func ingest(t *testing.T, b *testBundle, accountID uuid.UUID, eventType string, 
 	return evs[0]
 }
 
-// eventJob moves the job of T's kind for an event to running.
-func eventJob[T river.JobArgs](t *testing.T, b *testBundle, eventID uuid.UUID) *river.Job[T] {
+// eventJob moves the job that processes an event to running.
+func eventJob(t *testing.T, b *testBundle, eventID uuid.UUID) *river.Job[jobs.EventsProcess] {
 	t.Helper()
-	return running[T](t, b, `args->>'event_id' = $2`, eventID.String())
+	return running[jobs.EventsProcess](t, b, `args->'event_ids' ? $2`, eventID.String())
+}
+
+// jobsFor counts the jobs that process an event.
+func jobsFor(t *testing.T, b *testBundle, eventID uuid.UUID) int {
+	t.Helper()
+	return countRows(t, b, `SELECT count(*) FROM river_job WHERE kind = $1 AND args->'event_ids' ? $2`,
+		jobs.EventsProcess{}.Kind(), eventID.String())
 }
 
 func countRows(t *testing.T, b *testBundle, query string, args ...any) int {
@@ -124,42 +131,26 @@ func refuseCompletion(t *testing.T, b *testBundle) (drop func()) {
 	}
 }
 
-func TestWonWorkerRunTwiceActsOnce(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	ctx := rivertest.WorkContext(context.Background(), b.client)
-	a := activeAccount(t, b, "John Doe")
-	ev := ingest(t, b, a.ID, event.TypeWon, map[string]any{"amount": 1500.0})
-	w := worker.NewWonWorker(b.pool)
-
-	job := eventJob[jobs.EventWon](t, b, ev.ID)
-	require.NoError(t, w.Work(ctx, job))
-	// A second delivery of the same job (a rescue of a slow run, say).
-	require.NoError(t, w.Work(ctx, eventJob[jobs.EventWon](t, b, ev.ID)))
-
-	got := getAccount(t, b, a.ID)
-	require.Equal(t, int64(1), got.WonCount)
-	require.Equal(t, 1500.0, got.WonTotal)
-	require.Equal(t, 1, countRows(t, b, `SELECT count(*) FROM river_job WHERE kind = $1 AND args->>'event_id' = $2`,
-		jobs.EventEvaluate{}.Kind(), ev.ID.String()), "evaluation queued once")
-	requireJobState(t, b, job.ID, rivertype.JobStateCompleted)
-	require.Equal(t, event.StatusPending, getEvent(t, b, ev.ID).Status, "processed only once evaluated")
-}
-
-func TestEvaluateWorkerRunTwiceActsOnce(t *testing.T) {
+func TestEventsWorkerRunTwiceActsOnce(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := rivertest.WorkContext(context.Background(), b.client)
 	a := activeAccount(t, b, "John Doe")
 	r := createRule(t, b, bigWin())
 	ev := ingest(t, b, a.ID, event.TypeWon, map[string]any{"amount": 1500.0})
-	evaluate := worker.NewEvaluateWorker(b.pool, b.engine)
+	w := worker.NewEventsWorker(b.pool, b.engine)
 
-	require.NoError(t, worker.NewWonWorker(b.pool).Work(ctx, eventJob[jobs.EventWon](t, b, ev.ID)))
-	job := eventJob[jobs.EventEvaluate](t, b, ev.ID)
-	require.NoError(t, evaluate.Work(ctx, job))
+	job := eventJob(t, b, ev.ID)
+	require.Equal(t, []uuid.UUID{ev.ID}, job.Args.EventIDs)
+	require.NoError(t, w.Work(ctx, job))
 	first := getEvent(t, b, ev.ID)
-	require.NoError(t, evaluate.Work(ctx, eventJob[jobs.EventEvaluate](t, b, ev.ID)))
+	// A second delivery of the same job (a rescue of a slow run, say).
+	require.NoError(t, w.Work(ctx, eventJob(t, b, ev.ID)))
+
+	got := getAccount(t, b, a.ID)
+	require.Equal(t, int64(1), got.WonCount, "the amount is added once")
+	require.Equal(t, 1500.0, got.WonTotal)
+	require.Equal(t, 1, countRows(t, b, `SELECT count(*) FROM events WHERE id = $1 AND won_applied_at IS NOT NULL`, ev.ID))
 
 	evals := evaluationsOf(t, b, ev.ID)
 	require.Len(t, evals, 1)
@@ -186,8 +177,7 @@ func TestEvaluateWorkerRunTwiceActsOnce(t *testing.T) {
 	require.Equal(t, ev.ID, *causationID)
 	require.Equal(t, 1, depth)
 	require.Equal(t, map[string]any{"reason": "big win"}, payload)
-	require.Equal(t, 1, countRows(t, b, `SELECT count(*) FROM river_job WHERE kind = $1 AND args->>'event_id' = $2`,
-		jobs.EventEvaluate{}.Kind(), followID.String()), "the follow-up event has its own evaluation job")
+	require.Equal(t, 1, jobsFor(t, b, followID), "the follow-up event has its own job")
 
 	require.Len(t, e.Actions, 2)
 	require.Equal(t, rule.ActionEmitEvent, e.Actions[0].Type)
@@ -198,27 +188,29 @@ func TestEvaluateWorkerRunTwiceActsOnce(t *testing.T) {
 	require.Equal(t, evaluation.ActionResult{Type: rule.ActionSetAccountStatus, Status: "vip", PreviousStatus: account.StatusActive}, e.Actions[1])
 
 	require.Equal(t, "vip", getAccount(t, b, a.ID).Status)
-	got := getEvent(t, b, ev.ID)
-	require.Equal(t, event.StatusProcessed, got.Status)
-	require.NotNil(t, got.ProcessedAt)
-	require.Equal(t, first.ProcessedAt, got.ProcessedAt, "processed once")
-	require.Nil(t, got.FailureReason)
+	got = getAccount(t, b, a.ID)
+	require.Equal(t, int64(1), got.WonCount)
+	processed := getEvent(t, b, ev.ID)
+	require.Equal(t, event.StatusProcessed, processed.Status)
+	require.NotNil(t, processed.ProcessedAt)
+	require.Equal(t, first.ProcessedAt, processed.ProcessedAt, "processed once")
+	require.Nil(t, processed.FailureReason)
 	requireJobState(t, b, job.ID, rivertype.JobStateCompleted)
 }
 
-func TestEvaluateWorkerEffectAndCompletionAreOneTransaction(t *testing.T) {
+func TestEventsWorkerEffectAndCompletionAreOneTransaction(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := rivertest.WorkContext(context.Background(), b.client)
 	a := activeAccount(t, b, "John Doe")
 	createRule(t, b, bigWin())
 	ev := ingest(t, b, a.ID, event.TypeWon, map[string]any{"amount": 1500.0})
-	require.NoError(t, worker.NewWonWorker(b.pool).Work(ctx, eventJob[jobs.EventWon](t, b, ev.ID)))
-	evaluate := worker.NewEvaluateWorker(b.pool, b.engine)
+	evaluate := worker.NewEventsWorker(b.pool, b.engine)
 
 	drop := refuseCompletion(t, b)
-	require.Error(t, evaluate.Work(ctx, eventJob[jobs.EventEvaluate](t, b, ev.ID)))
+	require.Error(t, evaluate.Work(ctx, eventJob(t, b, ev.ID)))
 	require.Empty(t, evaluationsOf(t, b, ev.ID), "no evaluation without completion")
+	require.Zero(t, getAccount(t, b, a.ID).WonCount, "no amount added")
 	require.Zero(t, countRows(t, b, `SELECT count(*) FROM events WHERE causation_id IS NOT NULL`), "no follow-up event")
 	require.Equal(t, account.StatusActive, getAccount(t, b, a.ID).Status, "no status change")
 	got := getEvent(t, b, ev.ID)
@@ -227,7 +219,7 @@ func TestEvaluateWorkerEffectAndCompletionAreOneTransaction(t *testing.T) {
 	require.Nil(t, got.FailureReason, "an early attempt does not fail the event")
 
 	drop()
-	job := eventJob[jobs.EventEvaluate](t, b, ev.ID)
+	job := eventJob(t, b, ev.ID)
 	require.NoError(t, evaluate.Work(ctx, job))
 	require.Len(t, evaluationsOf(t, b, ev.ID), 1)
 	require.Equal(t, 1, countRows(t, b, `SELECT count(*) FROM events WHERE causation_id = $1`, ev.ID))
@@ -250,8 +242,7 @@ func TestEvaluationUsesRuleVersionCurrentWhenEvaluated(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 2, updated.Version)
 
-	require.NoError(t, worker.NewWonWorker(b.pool).Work(ctx, eventJob[jobs.EventWon](t, b, ev.ID)))
-	require.NoError(t, worker.NewEvaluateWorker(b.pool, b.engine).Work(ctx, eventJob[jobs.EventEvaluate](t, b, ev.ID)))
+	require.NoError(t, worker.NewEventsWorker(b.pool, b.engine).Work(ctx, eventJob(t, b, ev.ID)))
 
 	evals := evaluationsOf(t, b, ev.ID)
 	require.Len(t, evals, 1)
@@ -268,7 +259,7 @@ func TestEvaluationErrorsAreRecordedNotRetried(t *testing.T) {
 	b := setup(t)
 	ctx := rivertest.WorkContext(context.Background(), b.client)
 	a := activeAccount(t, b, "John Doe")
-	evaluate := worker.NewEvaluateWorker(b.pool, b.engine)
+	evaluate := worker.NewEventsWorker(b.pool, b.engine)
 	setVIP := []rule.Action{{Type: rule.ActionSetAccountStatus, Status: "vip"}}
 	createRule(t, b, rule.Input{Name: "missing key", EventTypes: []string{event.TypeWon},
 		Condition: `event.payload.missing > 1`, Actions: setVIP})
@@ -282,10 +273,7 @@ func TestEvaluationErrorsAreRecordedNotRetried(t *testing.T) {
 
 	run := func(ev *event.Event) *evaluation.Evaluation {
 		t.Helper()
-		if ev.Type == event.TypeWon {
-			require.NoError(t, worker.NewWonWorker(b.pool).Work(ctx, eventJob[jobs.EventWon](t, b, ev.ID)))
-		}
-		job := eventJob[jobs.EventEvaluate](t, b, ev.ID)
+		job := eventJob(t, b, ev.ID)
 		require.NoError(t, evaluate.Work(ctx, job), "an evaluation error is the outcome, not a failure")
 		requireJobState(t, b, job.ID, rivertype.JobStateCompleted)
 		got := getEvent(t, b, ev.ID)
@@ -418,8 +406,7 @@ func TestAccountWorkerRecordsAccountCreatedOnce(t *testing.T) {
 	require.Zero(t, depth)
 	require.Equal(t, event.StatusPending, status)
 	require.Empty(t, payload)
-	require.Equal(t, 1, countRows(t, b, `SELECT count(*) FROM river_job WHERE kind = $1 AND args->>'event_id' = $2`,
-		jobs.EventEvaluate{}.Kind(), id.String()), "the event goes on to rule evaluation")
+	require.Equal(t, 1, jobsFor(t, b, id), "the event goes on to its processing")
 }
 
 func TestEventIsMarkedFailedOnItsLastAttempt(t *testing.T) {
@@ -429,7 +416,7 @@ func TestEventIsMarkedFailedOnItsLastAttempt(t *testing.T) {
 	a := activeAccount(t, b, "John Doe")
 	createRule(t, b, rule.Input{Name: "any ping", EventTypes: []string{"ping"}, Condition: `true`})
 	ev := ingest(t, b, a.ID, "ping", map[string]any{})
-	evaluate := worker.NewEvaluateWorker(b.pool, b.engine)
+	evaluate := worker.NewEventsWorker(b.pool, b.engine)
 	_, err := b.pool.Exec(ctx, `
 		CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN RAISE EXCEPTION 'evaluations refused by test'; END $$;
@@ -437,7 +424,7 @@ func TestEventIsMarkedFailedOnItsLastAttempt(t *testing.T) {
 	require.NoError(t, err)
 
 	// An attempt that River will retry leaves the event pending.
-	job := eventJob[jobs.EventEvaluate](t, b, ev.ID)
+	job := eventJob(t, b, ev.ID)
 	require.Less(t, job.Attempt, job.MaxAttempts)
 	require.Equal(t, jobs.EventMaxAttempts, job.MaxAttempts)
 	require.ErrorContains(t, evaluate.Work(ctx, job), "evaluations refused by test")
@@ -449,7 +436,7 @@ func TestEventIsMarkedFailedOnItsLastAttempt(t *testing.T) {
 	// The last attempt fails the event with the reason.
 	_, err = b.pool.Exec(ctx, `UPDATE river_job SET attempt = max_attempts - 1 WHERE id = $1`, job.ID)
 	require.NoError(t, err)
-	job = eventJob[jobs.EventEvaluate](t, b, ev.ID)
+	job = eventJob(t, b, ev.ID)
 	require.Equal(t, job.MaxAttempts, job.Attempt)
 	err = evaluate.Work(ctx, job)
 	require.ErrorContains(t, err, "evaluations refused by test")
@@ -470,7 +457,7 @@ func TestEventIsMarkedFailedWithALongReason(t *testing.T) {
 	ctx := rivertest.WorkContext(context.Background(), b.client)
 	a := activeAccount(t, b, "John Doe")
 	createRule(t, b, rule.Input{Name: "any ping", EventTypes: []string{"ping"}, Condition: `true`})
-	evaluate := worker.NewEvaluateWorker(b.pool, b.engine)
+	evaluate := worker.NewEventsWorker(b.pool, b.engine)
 
 	// A reason over the stored limit is cut; 'é' takes two bytes, so with or
 	// without one more leading byte, one of the two cuts falls inside a
@@ -482,12 +469,12 @@ func TestEventIsMarkedFailedWithALongReason(t *testing.T) {
 			CREATE OR REPLACE TRIGGER refuse BEFORE INSERT ON evaluations FOR EACH ROW EXECUTE FUNCTION refuse();`)
 		require.NoError(t, err)
 		ev := ingest(t, b, a.ID, "ping", map[string]any{})
-		_, err = b.pool.Exec(ctx, `UPDATE river_job SET attempt = max_attempts - 1 WHERE args->>'event_id' = $1`, ev.ID.String())
+		_, err = b.pool.Exec(ctx, `UPDATE river_job SET attempt = max_attempts - 1 WHERE args->'event_ids' ? $1`, ev.ID.String())
 		require.NoError(t, err)
-		err = evaluate.Work(ctx, eventJob[jobs.EventEvaluate](t, b, ev.ID))
+		err = evaluate.Work(ctx, eventJob(t, b, ev.ID))
 		require.ErrorContains(t, err, "ééé")
 		msg := err.Error()
-		require.False(t, strings.Contains(msg, "mark event failed"), "not marked failed: %s", msg[max(0, len(msg)-200):])
+		require.False(t, strings.Contains(msg, "mark events failed"), "not marked failed: %s", msg[max(0, len(msg)-200):])
 		got := getEvent(t, b, ev.ID)
 		require.Equal(t, event.StatusFailed, got.Status)
 		require.NotNil(t, got.FailureReason)
@@ -512,8 +499,8 @@ func TestFollowUpEventsThatCannotBeStoredAreActionErrors(t *testing.T) {
 		}})
 	ev := ingest(t, b, a.ID, "grow", map[string]any{"s": strings.Repeat("a", 20_000)})
 
-	job := eventJob[jobs.EventEvaluate](t, b, ev.ID)
-	require.NoError(t, worker.NewEvaluateWorker(b.pool, b.engine).Work(ctx, job))
+	job := eventJob(t, b, ev.ID)
+	require.NoError(t, worker.NewEventsWorker(b.pool, b.engine).Work(ctx, job))
 	requireJobState(t, b, job.ID, rivertype.JobStateCompleted)
 	require.Equal(t, event.StatusProcessed, getEvent(t, b, ev.ID).Status)
 	require.Equal(t, 1, countRows(t, b, `SELECT count(*) FROM events`), "no follow-up event")
@@ -531,4 +518,109 @@ func TestFollowUpEventsThatCannotBeStoredAreActionErrors(t *testing.T) {
 	require.Contains(t, actions[1].Error, "NUL")
 	require.Empty(t, actions[2].Error)
 	require.Equal(t, "grown", getAccount(t, b, a.ID).Status, "the other actions are taken")
+}
+
+// A job of several events processes them in order, each seeing the totals and
+// the status the ones before it left, as separate jobs would.
+func TestEventsWorkerProcessesABatchInOrder(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := rivertest.WorkContext(context.Background(), b.client)
+	john, jane := activeAccount(t, b, "John Doe"), activeAccount(t, b, "Jane Roe")
+	second := createRule(t, b, rule.Input{Name: "second win", EventTypes: []string{event.TypeWon},
+		Condition: `account.won_count == 2 && account.won_total == 300.0`,
+		Actions:   []rule.Action{{Type: rule.ActionSetAccountStatus, Status: "regular"}}})
+	regular := createRule(t, b, rule.Input{Name: "regular", EventTypes: []string{event.TypeWon},
+		Condition: `account.status == 'regular'`})
+
+	in := func(a *account.Account, amount float64) event.Input {
+		return event.Input{AccountID: a.ID, Type: event.TypeWon, Payload: map[string]any{"amount": amount}}
+	}
+	evs, _, err := b.events.Ingest(context.Background(),
+		[]event.Input{in(john, 100), in(jane, 5), in(john, 200), in(john, 300)},
+		func(i int) string { return "body.events" }, nil)
+	require.NoError(t, err)
+	require.Len(t, evs, 4)
+
+	job := eventJob(t, b, evs[0].ID)
+	require.ElementsMatch(t, []uuid.UUID{evs[0].ID, evs[1].ID, evs[2].ID, evs[3].ID}, job.Args.EventIDs, "one job for the batch")
+	require.NoError(t, worker.NewEventsWorker(b.pool, b.engine).Work(ctx, job))
+	requireJobState(t, b, job.ID, rivertype.JobStateCompleted)
+
+	matched := func(ev *event.Event) map[uuid.UUID]bool {
+		out := map[uuid.UUID]bool{}
+		for _, e := range evaluationsOf(t, b, ev.ID) {
+			out[e.RuleID] = e.Matched
+		}
+		return out
+	}
+	require.Equal(t, map[uuid.UUID]bool{second.ID: false, regular.ID: false}, matched(evs[0]))
+	require.Equal(t, map[uuid.UUID]bool{second.ID: false, regular.ID: false}, matched(evs[1]))
+	require.Equal(t, map[uuid.UUID]bool{second.ID: true, regular.ID: false}, matched(evs[2]),
+		"the second win sees both amounts; the rules of one event all see the account as the event found it")
+	require.Equal(t, map[uuid.UUID]bool{second.ID: false, regular.ID: true}, matched(evs[3]), "the next event sees the new status")
+
+	got := getAccount(t, b, john.ID)
+	require.Equal(t, "regular", got.Status)
+	require.Equal(t, int64(3), got.WonCount)
+	require.Equal(t, 600.0, got.WonTotal)
+	got = getAccount(t, b, jane.ID)
+	require.Equal(t, account.StatusActive, got.Status)
+	require.Equal(t, int64(1), got.WonCount)
+	require.Equal(t, 5.0, got.WonTotal)
+	for _, ev := range evs {
+		require.Equal(t, event.StatusProcessed, getEvent(t, b, ev.ID).Status)
+	}
+}
+
+// Jobs of the kinds an earlier version queued, one event.won or one
+// event.evaluate per event, are still worked, and an amount an event.won job
+// already added is not added again.
+func TestJobsOfEarlierVersionsAreWorked(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := rivertest.WorkContext(context.Background(), b.client)
+	a := activeAccount(t, b, "John Doe")
+	createRule(t, b, rule.Input{Name: "any win", EventTypes: []string{event.TypeWon}, Condition: `true`})
+	won := ingest(t, b, a.ID, event.TypeWon, map[string]any{"amount": 100.0})
+	applied := ingest(t, b, a.ID, event.TypeWon, map[string]any{"amount": 1000.0})
+	// As an earlier event.won job leaves an event: amount added, evaluation
+	// queued.
+	_, err := b.pool.Exec(ctx, `
+		DELETE FROM river_job WHERE kind = 'events.process';
+		UPDATE events SET won_applied_at = now() WHERE id = '`+applied.ID.String()+`';
+		UPDATE accounts SET won_count = 1, won_total = 1000 WHERE id = '`+a.ID.String()+`'`)
+	require.NoError(t, err)
+	_, err = b.client.Insert(ctx, jobs.EventWon{EventID: won.ID}, nil)
+	require.NoError(t, err)
+	_, err = b.client.Insert(ctx, jobs.EventEvaluate{EventID: applied.ID}, nil)
+	require.NoError(t, err)
+
+	wonJob := running[jobs.EventWon](t, b, `args->>'event_id' = $2`, won.ID.String())
+	require.NoError(t, worker.NewWonWorker(b.pool, b.engine).Work(ctx, wonJob))
+	evalJob := running[jobs.EventEvaluate](t, b, `args->>'event_id' = $2`, applied.ID.String())
+	require.NoError(t, worker.NewEvaluateWorker(b.pool, b.engine).Work(ctx, evalJob))
+
+	got := getAccount(t, b, a.ID)
+	require.Equal(t, int64(2), got.WonCount)
+	require.Equal(t, 1100.0, got.WonTotal)
+	for _, ev := range []*event.Event{won, applied} {
+		require.Equal(t, event.StatusProcessed, getEvent(t, b, ev.ID).Status)
+		require.Len(t, evaluationsOf(t, b, ev.ID), 1)
+	}
+	requireJobState(t, b, wonJob.ID, rivertype.JobStateCompleted)
+	requireJobState(t, b, evalJob.ID, rivertype.JobStateCompleted)
+}
+
+// A job whose events no longer exist is cancelled, not retried.
+func TestEventsJobWithoutEventsIsCancelled(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := rivertest.WorkContext(context.Background(), b.client)
+	missing := uuid.New()
+	_, err := b.client.Insert(ctx, jobs.EventsProcess{EventIDs: []uuid.UUID{missing}}, nil)
+	require.NoError(t, err)
+	err = worker.NewEventsWorker(b.pool, b.engine).Work(ctx, eventJob(t, b, missing))
+	var cancel *rivertype.JobCancelError
+	require.ErrorAs(t, err, &cancel)
 }

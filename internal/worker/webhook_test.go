@@ -170,12 +170,11 @@ func (f *hookFixture) newWorker(svc *webhook.Service, eo egress.Options) *worker
 	return worker.NewWebhookWorker(f.pool, webhook.NewSender(svc, egress.NewClient(eo)), 5*time.Second)
 }
 
-// evaluate posts a big win and runs its event.won and event.evaluate jobs.
+// evaluate posts a big win and runs its job.
 func (f *hookFixture) evaluate(t *testing.T) (*event.Event, *evaluation.Evaluation) {
 	t.Helper()
 	ev := ingest(t, f.testBundle, f.acct.ID, event.TypeWon, map[string]any{"amount": 1500.0})
-	require.NoError(t, worker.NewWonWorker(f.pool).Work(f.ctx, eventJob[jobs.EventWon](t, f.testBundle, ev.ID)))
-	require.NoError(t, worker.NewEvaluateWorker(f.pool, f.engine).Work(f.ctx, eventJob[jobs.EventEvaluate](t, f.testBundle, ev.ID)))
+	require.NoError(t, worker.NewEventsWorker(f.pool, f.engine).Work(f.ctx, eventJob(t, f.testBundle, ev.ID)))
 	evals := evaluationsOf(t, f.testBundle, ev.ID)
 	require.Len(t, evals, 1)
 	require.True(t, evals[0].Matched)

@@ -85,7 +85,8 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, opts Options) (*river.Cl
 		}
 		workers := river.NewWorkers()
 		river.AddWorker(workers, NewAccountWorker(pool))
-		river.AddWorker(workers, &WonWorker{pool: pool})
+		river.AddWorker(workers, &EventsWorker{pool: pool, engine: opts.Engine})
+		river.AddWorker(workers, &WonWorker{pool: pool, engine: opts.Engine})
 		river.AddWorker(workers, &EvaluateWorker{pool: pool, engine: opts.Engine})
 		river.AddWorker(workers, &ScheduleWorker{pool: pool})
 		river.AddWorker(workers, &FanOutWorker{pool: pool})
