@@ -823,14 +823,27 @@ func (r *runner) waitProcessed(ctx context.Context, ids []uuid.UUID, what string
 	for {
 		for len(left) > 0 {
 			window := left[:min(pollWindow, len(left))]
-			rows, err := r.pool.Query(ctx, `SELECT id FROM events WHERE id = ANY($1) AND status = 'pending'`, window)
+			// The status is tested here rather than in SQL: with it in the
+			// WHERE clause, Postgres may walk the status index over every
+			// pending event, comparing each with the whole window.
+			rows, err := r.pool.Query(ctx, `SELECT id, status = 'pending' FROM events WHERE id = ANY($1)`, window)
 			if err != nil {
 				if ctx.Err() != nil {
 					return len(left), true, nil
 				}
 				return len(left), false, fmt.Errorf("poll pending events: %w", err)
 			}
-			pending, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+			var (
+				pending []uuid.UUID
+				id      uuid.UUID
+				waiting bool
+			)
+			_, err = pgx.ForEachRow(rows, []any{&id, &waiting}, func() error {
+				if waiting {
+					pending = append(pending, id)
+				}
+				return nil
+			})
 			if err != nil {
 				if ctx.Err() != nil {
 					return len(left), true, nil
