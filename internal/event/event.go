@@ -195,8 +195,13 @@ func (s *Service) Ingest(ctx context.Context, inputs []Input, location func(i in
 				return json.Unmarshal(stored, &events)
 			}
 		}
-		if err := requireAccounts(ctx, tx, inputs, location); err != nil {
-			return err
+		// One event's account is checked by the foreign key, which saves a
+		// query per request; a batch's are checked first, so that every
+		// unknown one is named.
+		if len(inputs) > 1 {
+			if err := requireAccounts(ctx, tx, inputs, location); err != nil {
+				return err
+			}
 		}
 		events = make([]*Event, 0, len(inputs))
 		for _, in := range inputs {
@@ -207,6 +212,9 @@ func (s *Service) Ingest(ctx context.Context, inputs []Input, location func(i in
 			events = append(events, ev)
 		}
 		if err := Insert(ctx, tx, s.jobs, events); err != nil {
+			if len(inputs) == 1 && isAccountFK(err) {
+				return unknownAccount(inputs[0], location(0))
+			}
 			return err
 		}
 		if idem != nil {
@@ -263,13 +271,21 @@ func requireAccounts(ctx context.Context, tx pgx.Tx, inputs []Input, location fu
 	var fields []apperr.FieldError
 	for i, in := range inputs {
 		if !exists[in.AccountID] {
-			fields = append(fields, apperr.FieldError{Location: location(i) + ".account_id", Message: "no account has this id", Value: in.AccountID.String()})
+			fields = append(fields, unknownAccountField(in, location(i)))
 		}
 	}
 	if len(fields) > 0 {
 		return apperr.InvalidFields("unknown account", fields...)
 	}
 	return nil
+}
+
+func unknownAccountField(in Input, location string) apperr.FieldError {
+	return apperr.FieldError{Location: location + ".account_id", Message: "no account has this id", Value: in.AccountID.String()}
+}
+
+func unknownAccount(in Input, location string) error {
+	return apperr.InvalidFields("unknown account", unknownAccountField(in, location))
 }
 
 // Get returns one event.
@@ -291,4 +307,11 @@ func (s *Service) List(ctx context.Context, f Filter, p page.Params) (page.Page[
 
 func wrap(action string, err error) error {
 	return db.Wrap(action, err, ErrNotFound)
+}
+
+// isAccountFK reports whether err is the events table refusing an account id
+// that names no account.
+func isAccountFK(err error) bool {
+	code, constraint := db.ConstraintOf(err)
+	return code == db.CodeForeignKeyViolation && constraint == "events_account_id_fkey"
 }

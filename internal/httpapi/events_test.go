@@ -228,6 +228,26 @@ func TestCreateEventRejectsBadInput(t *testing.T) {
 	require.Zero(t, count(t, b.pool, "idempotency_keys"))
 }
 
+// An unknown account refused under an Idempotency-Key leaves the key unused:
+// the same key with a good request then does the work.
+func TestCreateEventUnknownAccountLeavesTheKeyUnused(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	accountID := b.createAccount(t, "John Doe")
+
+	p := requireProblem(t, b.postJSONWithKey(t, "/v1/events", "key-1", eventJSON(unknownID, "login", "")), 422, "invalid")
+	require.Equal(t, []string{"body.account_id"}, locations(p))
+	require.Zero(t, count(t, b.pool, "events"))
+	require.Zero(t, count(t, b.pool, "idempotency_keys"))
+	require.Zero(t, jobKinds(t, b.pool)["events.process"])
+
+	r := b.postJSONWithKey(t, "/v1/events", "key-1", eventJSON(accountID, "login", ""))
+	require.Equal(t, http.StatusAccepted, r.status, string(r.body))
+	require.Empty(t, r.header.Get("Idempotent-Replayed"))
+	require.Equal(t, 1, count(t, b.pool, "events"))
+	requireOneJobEach(t, b.pool, []string{decode[httpapi.Event](t, r).ID})
+}
+
 func TestCreateEventTooLargeNamesThePayload(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

@@ -17,17 +17,17 @@ import (
 // is inserted and updated several times.
 var VacuumTables = []string{"river_job", "events", "evaluations", "accounts", "webhook_deliveries", "idempotency_keys"}
 
-// VacuumWorker keeps the queue and event tables from bloating on a server
-// whose autovacuum is off: dead rows in river_job slow every fetch. With
-// autovacuum on it does nothing.
+// VacuumWorker does autovacuum's work on a server whose autovacuum is off:
+// dead rows in river_job slow every fetch, and tables never analyzed get poor
+// plans. With autovacuum on it does nothing.
 type VacuumWorker struct {
 	river.WorkerDefaults[jobs.Vacuum]
 	pool   *pgxpool.Pool
 	logger *slog.Logger
 }
 
-// Work vacuums and analyzes each table. VACUUM cannot run in a transaction;
-// it takes no lock that blocks inserts, updates or deletes.
+// Work vacuums and analyzes the tables that need it. VACUUM cannot run in a
+// transaction; it takes no lock that blocks inserts, updates or deletes.
 func (w *VacuumWorker) Work(ctx context.Context, _ *river.Job[jobs.Vacuum]) error {
 	var autovacuum string
 	if err := w.pool.QueryRow(ctx, `SELECT current_setting('autovacuum')`).Scan(&autovacuum); err != nil {
@@ -36,14 +36,67 @@ func (w *VacuumWorker) Work(ctx context.Context, _ *river.Job[jobs.Vacuum]) erro
 	if autovacuum == "on" {
 		return nil
 	}
-	for _, table := range VacuumTables {
-		start := time.Now()
-		if _, err := w.pool.Exec(ctx, "VACUUM (ANALYZE) "+pgx.Identifier{table}.Sanitize()); err != nil {
-			return fmt.Errorf("vacuum %s: %w", table, err)
+	due, err := dueForVacuum(ctx, w.pool)
+	if err != nil {
+		return err
+	}
+	for _, d := range due {
+		stmt := "VACUUM "
+		switch {
+		case d.vacuum && d.analyze:
+			stmt = "VACUUM (ANALYZE) "
+		case d.analyze:
+			stmt = "ANALYZE "
 		}
-		w.logger.DebugContext(ctx, "vacuumed", slog.String("table", table), slog.Duration("took", time.Since(start)))
+		start := time.Now()
+		if _, err := w.pool.Exec(ctx, stmt+pgx.Identifier{d.table}.Sanitize()); err != nil {
+			return fmt.Errorf("vacuum %s: %w", d.table, err)
+		}
+		w.logger.DebugContext(ctx, "vacuumed", slog.String("table", d.table), slog.Bool("vacuum", d.vacuum),
+			slog.Bool("analyze", d.analyze), slog.Duration("took", time.Since(start)))
 	}
 	return nil
+}
+
+type vacuumDue struct {
+	table           string
+	vacuum, analyze bool
+}
+
+// dueForVacuum applies the server's own autovacuum thresholds to
+// VacuumTables: a table is vacuumed once enough of its rows are dead or newly
+// inserted, and analyzed once enough have changed, so a run over tables that
+// barely changed costs almost nothing.
+func dueForVacuum(ctx context.Context, pool *pgxpool.Pool) ([]vacuumDue, error) {
+	rows, err := pool.Query(ctx, `
+		SELECT relname,
+		       n_dead_tup > current_setting('autovacuum_vacuum_threshold')::float8
+		                    + current_setting('autovacuum_vacuum_scale_factor')::float8 * n_live_tup
+		       OR n_ins_since_vacuum > current_setting('autovacuum_vacuum_insert_threshold')::float8
+		                    + current_setting('autovacuum_vacuum_insert_scale_factor')::float8 * n_live_tup,
+		       n_mod_since_analyze > current_setting('autovacuum_analyze_threshold')::float8
+		                    + current_setting('autovacuum_analyze_scale_factor')::float8 * n_live_tup
+		FROM pg_stat_user_tables
+		WHERE schemaname = current_schema() AND relname = ANY($1)
+		ORDER BY array_position($1, relname::text)`, VacuumTables)
+	if err != nil {
+		return nil, fmt.Errorf("read table statistics: %w", err)
+	}
+	all, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (vacuumDue, error) {
+		var d vacuumDue
+		err := r.Scan(&d.table, &d.vacuum, &d.analyze)
+		return d, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read table statistics: %w", err)
+	}
+	due := all[:0]
+	for _, d := range all {
+		if d.vacuum || d.analyze {
+			due = append(due, d)
+		}
+	}
+	return due, nil
 }
 
 // Timeout leaves vacuuming large tables time to finish.
