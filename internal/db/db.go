@@ -58,6 +58,22 @@ func Open(ctx context.Context, url string, maxConns int32, logger *slog.Logger) 
 	return pool, nil
 }
 
+// genericPlans begins a transaction whose prepared statements use their
+// generic plans, in the same round trip as BEGIN.
+var genericPlans = pgx.TxOptions{BeginQuery: "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan"}
+
+// InTxGenericPlans is InTx for a transaction that runs the same few
+// statements over and over with array parameters, as a worker does. Postgres
+// judges a generic plan for `id = ANY($1)` dearer than one planned for the
+// array at hand, and then plans every execution again; planning cost as much
+// as running these statements. Their generic plans are the same index scans.
+func InTxGenericPlans(ctx context.Context, pool *pgxpool.Pool, fn func(tx pgx.Tx) error) error {
+	if err := pgx.BeginTxFunc(ctx, pool, genericPlans, fn); err != nil {
+		return Translate(err)
+	}
+	return nil
+}
+
 // InTx runs fn in a transaction on pool, committing when fn returns nil and
 // rolling back otherwise.
 func InTx(ctx context.Context, pool *pgxpool.Pool, fn func(tx pgx.Tx) error) error {

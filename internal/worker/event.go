@@ -67,7 +67,7 @@ func (w *EvaluateWorker) Work(ctx context.Context, job *river.Job[jobs.EventEval
 // longer exist cancel the job; when the last attempt fails, the events still
 // pending are marked failed with the reason before River discards the job.
 func processEvents(ctx context.Context, pool *pgxpool.Pool, eng *engine.Engine, job *rivertype.JobRow, ids []uuid.UUID, complete func(pgx.Tx) error) error {
-	err := db.InTx(ctx, pool, func(tx pgx.Tx) error {
+	err := db.InTxGenericPlans(ctx, pool, func(tx pgx.Tx) error {
 		if err := eng.ProcessEvents(ctx, tx, inserter(ctx), ids); err != nil {
 			return err
 		}
