@@ -135,8 +135,8 @@ func Vars() []Var {
 				c.WorkerConcurrency = n
 				return nil
 			}},
-		{Env: "QUEUE_CONCURRENCY", Flag: "queue-concurrency", Default: "", Group: Server,
-			Usage: "per-queue overrides of WORKER_CONCURRENCY, such as events=20,rules=40 (queues: " + strings.Join(jobs.Queues(), ", ") + ")",
+		{Env: "QUEUE_CONCURRENCY", Flag: "queue-concurrency", Default: "events=50", Group: Server,
+			Usage: "per-queue overrides of WORKER_CONCURRENCY, such as events=50,rules=40 (queues: " + strings.Join(jobs.Queues(), ", ") + "); events jobs that run at once share transactions, and a waiting one holds no connection",
 			set:   setQueueConcurrency},
 		{Env: "FETCH_COOLDOWN", Flag: "fetch-cooldown", Default: "5ms", Group: Server,
 			Usage: "least time between two fetches of a queue; a queue works at most its concurrency per cooldown",

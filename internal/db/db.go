@@ -59,14 +59,17 @@ func Open(ctx context.Context, url string, maxConns int32, logger *slog.Logger) 
 }
 
 // genericPlans begins a transaction whose prepared statements use their
-// generic plans, in the same round trip as BEGIN.
-var genericPlans = pgx.TxOptions{BeginQuery: "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan"}
+// generic plans and read by index, in the same round trip as BEGIN.
+var genericPlans = pgx.TxOptions{BeginQuery: "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off"}
 
 // InTxGenericPlans is InTx for a transaction that runs the same few
-// statements over and over with array parameters, as a worker does. Postgres
-// judges a generic plan for `id = ANY($1)` dearer than one planned for the
-// array at hand, and then plans every execution again; planning cost as much
-// as running these statements. Their generic plans are the same index scans.
+// statements over and over, each reading rows by key, as the events worker
+// does. Postgres judges a generic plan for `id = ANY($1)` dearer than one
+// made for the array at hand, and then plans every execution again, which
+// costs as much as running these statements; the generic plans are the same
+// index scans. A generic plan stays cached as a table grows, so one made
+// while the table was nearly empty must not be a sequential scan: the
+// transaction turns those off.
 func InTxGenericPlans(ctx context.Context, pool *pgxpool.Pool, fn func(tx pgx.Tx) error) error {
 	if err := pgx.BeginTxFunc(ctx, pool, genericPlans, fn); err != nil {
 		return Translate(err)

@@ -20,18 +20,68 @@ import (
 // EventsWorker is the won-event and rules worker: it adds won amounts to
 // their accounts' totals exactly once, evaluates the rules that match each
 // event and marks the events processed, in the transaction that completes its
-// job.
+// job. Jobs that run at the same time share transactions (see batcher); a
+// job that failed once runs alone, so one bad event cannot fail its
+// neighbours' jobs twice.
 type EventsWorker struct {
 	river.WorkerDefaults[jobs.EventsProcess]
 	pool   *pgxpool.Pool
 	engine *engine.Engine
+	batch  *batcher // nil: every job alone
+}
+
+// BatchLeaders is how many shared transactions of events jobs one process
+// runs at once. One keeps them from waiting for each other's account locks;
+// the events queue's concurrency (QUEUE_CONCURRENCY) bounds how many jobs
+// can be waiting to join the next.
+const BatchLeaders = 1
+
+func newEventsWorker(pool *pgxpool.Pool, eng *engine.Engine, leaders int) *EventsWorker {
+	w := &EventsWorker{pool: pool, engine: eng}
+	if leaders > 0 {
+		w.batch = newBatcher(leaders, jobs.EventsPerJob, w.runBatch)
+	}
+	return w
 }
 
 // Work processes the job's events.
 func (w *EventsWorker) Work(ctx context.Context, job *river.Job[jobs.EventsProcess]) error {
-	return processEvents(ctx, w.pool, w.engine, job.JobRow, job.Args.EventIDs, func(tx pgx.Tx) error {
-		return complete(ctx, tx, job)
+	if w.batch == nil || job.Attempt > 1 {
+		return w.runBatch(ctx, []eventsJob{job})
+	}
+	return w.batch.do(ctx, job)
+}
+
+// runBatch processes the events of every job in one transaction that
+// completes them all.
+func (w *EventsWorker) runBatch(ctx context.Context, batch []eventsJob) error {
+	if len(batch) == 1 {
+		job := batch[0]
+		return processEvents(ctx, w.pool, w.engine, job.JobRow, job.Args.EventIDs, func(tx pgx.Tx) error {
+			return complete(ctx, tx, job)
+		})
+	}
+	var ids []uuid.UUID
+	for _, job := range batch {
+		ids = append(ids, job.Args.EventIDs...)
+	}
+	err := db.InTxGenericPlans(ctx, w.pool, func(tx pgx.Tx) error {
+		if err := w.engine.ProcessEvents(ctx, tx, inserter(ctx), ids); err != nil {
+			return err
+		}
+		for _, job := range batch {
+			if err := complete(ctx, tx, job); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
+	if errors.Is(err, event.ErrNotFound) {
+		return river.JobCancel(err)
+	}
+	// Every job of a failed batch is on its first attempt: none is given up
+	// yet, and each runs alone next time.
+	return err
 }
 
 // WonWorker works event.won jobs queued by an earlier version.

@@ -1,20 +1,30 @@
 package worker
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
 
 	"github.com/ctrader/ctrader/internal/engine"
+	"github.com/ctrader/ctrader/internal/jobs"
 	"github.com/ctrader/ctrader/internal/webhook"
 )
 
 // Constructors for the workers NewClient registers, so tests can call their
 // Work methods directly.
 
+// NewEventsWorker returns an events worker whose jobs run alone.
 func NewEventsWorker(pool *pgxpool.Pool, e *engine.Engine) *EventsWorker {
-	return &EventsWorker{pool: pool, engine: e}
+	return newEventsWorker(pool, e, 0)
+}
+
+// NewBatchingEventsWorker returns an events worker that shares transactions
+// between jobs, with at most leaders of them at once.
+func NewBatchingEventsWorker(pool *pgxpool.Pool, e *engine.Engine, leaders int) *EventsWorker {
+	return newEventsWorker(pool, e, leaders)
 }
 
 func NewWonWorker(pool *pgxpool.Pool, e *engine.Engine) *WonWorker {
@@ -39,4 +49,10 @@ func NewWebhookWorker(pool *pgxpool.Pool, sender *webhook.Sender, timeout time.D
 
 func NewVacuumWorker(pool *pgxpool.Pool) *VacuumWorker {
 	return &VacuumWorker{pool: pool, logger: slog.New(slog.DiscardHandler)}
+}
+
+// RunBatch processes jobs in one transaction, as a batch of jobs run at once
+// does.
+func (w *EventsWorker) RunBatch(ctx context.Context, batch []*river.Job[jobs.EventsProcess]) error {
+	return w.runBatch(ctx, batch)
 }

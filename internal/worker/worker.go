@@ -85,7 +85,7 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, opts Options) (*river.Cl
 		}
 		workers := river.NewWorkers()
 		river.AddWorker(workers, NewAccountWorker(pool))
-		river.AddWorker(workers, &EventsWorker{pool: pool, engine: opts.Engine})
+		river.AddWorker(workers, newEventsWorker(pool, opts.Engine, BatchLeaders))
 		river.AddWorker(workers, &WonWorker{pool: pool, engine: opts.Engine})
 		river.AddWorker(workers, &EvaluateWorker{pool: pool, engine: opts.Engine})
 		river.AddWorker(workers, &ScheduleWorker{pool: pool})

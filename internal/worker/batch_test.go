@@ -1,0 +1,137 @@
+package worker_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertest"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctrader/ctrader/internal/event"
+	"github.com/ctrader/ctrader/internal/jobs"
+	"github.com/ctrader/ctrader/internal/rule"
+	"github.com/ctrader/ctrader/internal/worker"
+)
+
+// Jobs that run while a batch is in its transaction are processed together
+// in the next one: the events of twelve jobs are written by two transactions.
+func TestEventsWorkerSharesTransactions(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := rivertest.WorkContext(context.Background(), b.client)
+	a := activeAccount(t, b, "John Doe")
+	createRule(t, b, rule.Input{Name: "any ping", EventTypes: []string{"ping"}, Condition: `true`})
+	// The first transaction to store evaluations sleeps, once.
+	_, err := b.pool.Exec(ctx, `
+		CREATE TABLE slow_once (x int); INSERT INTO slow_once VALUES (1);
+		CREATE FUNCTION slow_once() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			DELETE FROM slow_once;
+			IF FOUND THEN PERFORM pg_sleep(1); END IF;
+			RETURN NULL;
+		END $$;
+		CREATE TRIGGER slow_once AFTER INSERT ON evaluations FOR EACH STATEMENT EXECUTE FUNCTION slow_once();`)
+	require.NoError(t, err)
+
+	events := make([]*event.Event, 12)
+	running := make([]*river.Job[jobs.EventsProcess], len(events))
+	for i := range events {
+		events[i] = ingest(t, b, a.ID, "ping", map[string]any{"n": i})
+		running[i] = eventJob(t, b, events[i].ID)
+	}
+	w := worker.NewBatchingEventsWorker(b.pool, b.engine, 1)
+
+	var wg sync.WaitGroup
+	errs := make([]error, len(running))
+	wg.Go(func() { errs[0] = w.Work(ctx, running[0]) })
+	require.Eventually(t, func() bool {
+		var n int
+		require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'`).Scan(&n))
+		return n > 0
+	}, 10*time.Second, 5*time.Millisecond, "the first batch is in its transaction")
+	for i := 1; i < len(running); i++ {
+		wg.Go(func() { errs[i] = w.Work(ctx, running[i]) })
+	}
+	wg.Wait()
+
+	for i, err := range errs {
+		require.NoError(t, err)
+		requireJobState(t, b, running[i].ID, rivertype.JobStateCompleted)
+		require.Equal(t, event.StatusProcessed, getEvent(t, b, events[i].ID).Status)
+		require.Len(t, evaluationsOf(t, b, events[i].ID), 1)
+	}
+	// Rows written by one transaction share its id.
+	require.Equal(t, 2, countRows(t, b, `SELECT count(DISTINCT xmin::text) FROM events`), "two transactions")
+}
+
+// A batch is one transaction: when one of its events cannot be processed,
+// none is, and every job fails. Their retries run alone, so the others then
+// succeed.
+func TestEventsWorkerBatchFailsWholeAndRetriesAlone(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := rivertest.WorkContext(context.Background(), b.client)
+	a := activeAccount(t, b, "John Doe")
+	createRule(t, b, rule.Input{Name: "any ping", EventTypes: []string{"ping"}, Condition: `true`})
+	_, err := b.pool.Exec(ctx, `
+		CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF EXISTS (SELECT 1 FROM events WHERE id = NEW.event_id AND payload ? 'poison') THEN
+				RAISE EXCEPTION 'poison refused by test';
+			END IF;
+			RETURN NEW;
+		END $$;
+		CREATE TRIGGER refuse_poison BEFORE INSERT ON evaluations FOR EACH ROW EXECUTE FUNCTION refuse_poison();`)
+	require.NoError(t, err)
+	good1 := ingest(t, b, a.ID, "ping", map[string]any{})
+	poison := ingest(t, b, a.ID, "ping", map[string]any{"poison": true})
+	good2 := ingest(t, b, a.ID, "ping", map[string]any{})
+	all := []*event.Event{good1, poison, good2}
+	w := worker.NewBatchingEventsWorker(b.pool, b.engine, 1)
+
+	batch := make([]*river.Job[jobs.EventsProcess], len(all))
+	for i, ev := range all {
+		batch[i] = eventJob(t, b, ev.ID)
+	}
+	require.ErrorContains(t, w.RunBatch(ctx, batch), "poison refused by test")
+	for _, ev := range all {
+		require.Equal(t, event.StatusPending, getEvent(t, b, ev.ID).Status, "nothing of a failed batch is kept")
+		require.Empty(t, evaluationsOf(t, b, ev.ID))
+	}
+
+	// Second attempts.
+	for _, ev := range all {
+		job := eventJob(t, b, ev.ID)
+		require.Equal(t, 2, job.Attempt)
+		err := w.Work(ctx, job)
+		if ev.ID == poison.ID {
+			require.ErrorContains(t, err, "poison refused by test")
+			continue
+		}
+		require.NoError(t, err)
+		requireJobState(t, b, job.ID, rivertype.JobStateCompleted)
+		require.Equal(t, event.StatusProcessed, getEvent(t, b, ev.ID).Status)
+	}
+	require.Equal(t, event.StatusPending, getEvent(t, b, poison.ID).Status)
+}
+
+// A batch whose events are all gone cancels its jobs.
+func TestEventsWorkerBatchWithoutEventsIsCancelled(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := rivertest.WorkContext(context.Background(), b.client)
+	var batch []*river.Job[jobs.EventsProcess]
+	for range 2 {
+		missing := uuid.New()
+		_, err := b.client.Insert(ctx, jobs.EventsProcess{EventIDs: []uuid.UUID{missing}}, nil)
+		require.NoError(t, err)
+		batch = append(batch, eventJob(t, b, missing))
+	}
+	var cancel *rivertype.JobCancelError
+	require.ErrorAs(t, worker.NewBatchingEventsWorker(b.pool, b.engine, 1).RunBatch(ctx, batch), &cancel)
+}
