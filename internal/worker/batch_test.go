@@ -135,3 +135,32 @@ func TestEventsWorkerBatchWithoutEventsIsCancelled(t *testing.T) {
 	var cancel *rivertype.JobCancelError
 	require.ErrorAs(t, worker.NewBatchingEventsWorker(b.pool, b.engine, 1).RunBatch(ctx, batch), &cancel)
 }
+
+// A job of half a batch or more runs alone, beside the shared transactions.
+func TestEventsWorkerRunsFullJobsAlone(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := rivertest.WorkContext(context.Background(), b.client)
+	a := activeAccount(t, b, "John Doe")
+	createRule(t, b, rule.Input{Name: "any ping", EventTypes: []string{"ping"}, Condition: `true`})
+	inputs := make([]event.Input, jobs.EventsPerJob/2)
+	for i := range inputs {
+		inputs[i] = event.Input{AccountID: a.ID, Type: "ping", Payload: map[string]any{"n": i}}
+	}
+	evs, _, err := b.events.Ingest(context.Background(), inputs, func(int) string { return "body.events" }, nil)
+	require.NoError(t, err)
+	small := ingest(t, b, a.ID, "ping", map[string]any{})
+	full, one := eventJob(t, b, evs[0].ID), eventJob(t, b, small.ID)
+	require.Len(t, full.Args.EventIDs, len(inputs))
+
+	w := worker.NewBatchingEventsWorker(b.pool, b.engine, 1)
+	var wg sync.WaitGroup
+	var fullErr, oneErr error
+	wg.Go(func() { fullErr = w.Work(ctx, full) })
+	wg.Go(func() { oneErr = w.Work(ctx, one) })
+	wg.Wait()
+	require.NoError(t, fullErr)
+	require.NoError(t, oneErr)
+	require.Zero(t, countRows(t, b, `SELECT count(*) FROM events WHERE status <> 'processed'`))
+	require.Equal(t, 2, countRows(t, b, `SELECT count(DISTINCT xmin::text) FROM events`), "each job in its own transaction")
+}

@@ -27,7 +27,8 @@ type EventsWorker struct {
 	river.WorkerDefaults[jobs.EventsProcess]
 	pool   *pgxpool.Pool
 	engine *engine.Engine
-	batch  *batcher // nil: every job alone
+	batch  *batcher      // nil: every job alone
+	full   chan struct{} // a slot for each job too big to share, run alone at once
 }
 
 // BatchLeaders is how many shared transactions of events jobs one process
@@ -36,8 +37,13 @@ type EventsWorker struct {
 // can be waiting to join the next.
 const BatchLeaders = 1
 
+// FullJobsAtOnce is how many jobs of half a batch or more (the jobs of a
+// posted batch of events) one process runs at once, each alone: they gain
+// nothing from sharing, and a batch's jobs rarely share accounts.
+const FullJobsAtOnce = 8
+
 func newEventsWorker(pool *pgxpool.Pool, eng *engine.Engine, leaders int) *EventsWorker {
-	w := &EventsWorker{pool: pool, engine: eng}
+	w := &EventsWorker{pool: pool, engine: eng, full: make(chan struct{}, FullJobsAtOnce)}
 	if leaders > 0 {
 		w.batch = newBatcher(leaders, jobs.EventsPerJob, w.runBatch)
 	}
@@ -46,10 +52,20 @@ func newEventsWorker(pool *pgxpool.Pool, eng *engine.Engine, leaders int) *Event
 
 // Work processes the job's events.
 func (w *EventsWorker) Work(ctx context.Context, job *river.Job[jobs.EventsProcess]) error {
-	if w.batch == nil || job.Attempt > 1 {
+	switch {
+	case w.batch == nil || job.Attempt > 1:
 		return w.runBatch(ctx, []eventsJob{job})
+	case len(job.Args.EventIDs) >= jobs.EventsPerJob/2:
+		select {
+		case w.full <- struct{}{}:
+			defer func() { <-w.full }()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		return w.runBatch(ctx, []eventsJob{job})
+	default:
+		return w.batch.do(ctx, job)
 	}
-	return w.batch.do(ctx, job)
 }
 
 // runBatch processes the events of every job in one transaction that
