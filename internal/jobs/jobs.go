@@ -185,7 +185,12 @@ type Vacuum struct{}
 // Kind is the job's stable name.
 func (Vacuum) Kind() string { return "maintenance.vacuum" }
 
-// InsertOpts routes the job to the maintenance queue.
+// InsertOpts routes the job to the maintenance queue, and keeps a run from
+// being queued while another waits or runs: a throttled vacuum of a large
+// table can outlast the interval.
 func (Vacuum) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueMaintenance}
+	return river.InsertOpts{Queue: QueueMaintenance, UniqueOpts: river.UniqueOpts{ByState: []rivertype.JobState{
+		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
+		rivertype.JobStateRunning, rivertype.JobStateScheduled,
+	}}}
 }

@@ -37,8 +37,27 @@ func (w *VacuumWorker) Work(ctx context.Context, _ *river.Job[jobs.Vacuum]) erro
 		return nil
 	}
 	due, err := dueForVacuum(ctx, w.pool)
-	if err != nil {
+	if err != nil || len(due) == 0 {
 		return err
+	}
+	conn, err := w.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("vacuum: %w", err)
+	}
+	// A pooled connection must not keep the throttle.
+	defer func() {
+		if _, err := conn.Exec(context.WithoutCancel(ctx), `RESET vacuum_cost_delay; RESET vacuum_cost_limit`); err != nil {
+			_ = conn.Conn().Close(context.WithoutCancel(ctx))
+		}
+		conn.Release()
+	}()
+	// Throttled as autovacuum is, so a large table's turn does not take the
+	// CPU from the work it cleans up after.
+	if _, err := conn.Exec(ctx, `
+		SELECT set_config('vacuum_cost_delay', current_setting('autovacuum_vacuum_cost_delay'), false),
+		       set_config('vacuum_cost_limit', CASE WHEN current_setting('autovacuum_vacuum_cost_limit') = '-1'
+		           THEN current_setting('vacuum_cost_limit') ELSE current_setting('autovacuum_vacuum_cost_limit') END, false)`); err != nil {
+		return fmt.Errorf("vacuum: throttle: %w", err)
 	}
 	for _, d := range due {
 		stmt := "VACUUM "
@@ -49,7 +68,7 @@ func (w *VacuumWorker) Work(ctx context.Context, _ *river.Job[jobs.Vacuum]) erro
 			stmt = "ANALYZE "
 		}
 		start := time.Now()
-		if _, err := w.pool.Exec(ctx, stmt+pgx.Identifier{d.table}.Sanitize()); err != nil {
+		if _, err := conn.Exec(ctx, stmt+pgx.Identifier{d.table}.Sanitize()); err != nil {
 			return fmt.Errorf("vacuum %s: %w", d.table, err)
 		}
 		w.logger.DebugContext(ctx, "vacuumed", slog.String("table", d.table), slog.Bool("vacuum", d.vacuum),

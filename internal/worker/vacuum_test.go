@@ -59,3 +59,22 @@ func TestVacuumRunsOnlyWhereAutovacuumWould(t *testing.T) {
 	}, 5*time.Second, 50*time.Millisecond, "river_job was vacuumed and analyzed")
 	require.Equal(t, keysBefore, statsOf("idempotency_keys"), "a table that did not change is left alone")
 }
+
+// A vacuum run is not queued while another waits or runs.
+func TestVacuumRunsOneAtATime(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	first, err := b.client.Insert(ctx, jobs.Vacuum{}, nil)
+	require.NoError(t, err)
+	require.False(t, first.UniqueSkippedAsDuplicate)
+	second, err := b.client.Insert(ctx, jobs.Vacuum{}, nil)
+	require.NoError(t, err)
+	require.True(t, second.UniqueSkippedAsDuplicate)
+
+	_, err = b.pool.Exec(ctx, `UPDATE river_job SET state = 'completed', finalized_at = now() WHERE id = $1`, first.Job.ID)
+	require.NoError(t, err)
+	third, err := b.client.Insert(ctx, jobs.Vacuum{}, nil)
+	require.NoError(t, err)
+	require.False(t, third.UniqueSkippedAsDuplicate, "a finished run does not block the next")
+}
