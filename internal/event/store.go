@@ -169,13 +169,16 @@ func List(ctx context.Context, q db.Querier, f Filter, p page.Params) (page.Page
 }
 
 // MarkProcessed records that every matching rule has been evaluated for the
-// pending events among ids, and that the amounts of the won ones among them
-// have been added to their accounts' totals.
+// events among ids, and that the amounts of the won ones among them have been
+// added to their accounts' totals. The caller has locked them (Lock) and
+// passes only pending ones: the statement selects by id alone, since a
+// condition on the status would let Postgres walk the status index over
+// every pending event.
 func MarkProcessed(ctx context.Context, q db.Querier, ids []uuid.UUID) error {
 	if _, err := q.Exec(ctx, `
 		UPDATE events SET status = 'processed', processed_at = clock_timestamp(),
 			won_applied_at = CASE WHEN type = 'won' THEN coalesce(won_applied_at, clock_timestamp()) END
-		WHERE id = ANY($1) AND status = 'pending'`, ids); err != nil {
+		WHERE id = ANY($1)`, ids); err != nil {
 		return wrap("mark events processed", err)
 	}
 	return nil
