@@ -78,39 +78,41 @@ func wrap(action string, err error) error {
 	return db.Wrap(action, err, ErrNotFound)
 }
 
-// Lock reads the accounts among ids and locks them against other writers
-// until tx ends, in the order of their ids so that two transactions locking
-// overlapping sets cannot deadlock. Inserting events for them is not blocked.
-func Lock(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (map[uuid.UUID]*Account, error) {
-	rows, err := tx.Query(ctx, `SELECT `+columns+` FROM accounts WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`, ids)
-	if err != nil {
-		return nil, wrap("lock accounts", err)
-	}
-	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Account, error) { return scan(r) })
-	if err != nil {
-		return nil, wrap("lock accounts", err)
-	}
-	out := make(map[uuid.UUID]*Account, len(items))
-	for _, a := range items {
-		out[a.ID] = a
-	}
-	return out, nil
+// QueueLockForEvents queues onto b the read of the accounts of the events
+// among eventIDs, locked against other writers until the transaction ends,
+// and sets *out when b runs. They are locked in the order of their ids, so
+// two transactions locking overlapping sets cannot deadlock; inserting events
+// for them is not blocked.
+func QueueLockForEvents(b *pgx.Batch, eventIDs []uuid.UUID, out *map[uuid.UUID]*Account) {
+	b.Queue(`
+		SELECT `+columns+` FROM accounts
+		WHERE id IN (SELECT account_id FROM events WHERE id = ANY($1))
+		ORDER BY id FOR NO KEY UPDATE`, eventIDs).Query(func(rows pgx.Rows) error {
+		items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Account, error) { return scan(r) })
+		if err != nil {
+			return wrap("lock accounts", err)
+		}
+		m := make(map[uuid.UUID]*Account, len(items))
+		for _, a := range items {
+			m[a.ID] = a
+		}
+		*out = m
+		return nil
+	})
 }
 
-// AddWon adds won amounts to their accounts' totals through q: amounts[i]
-// belongs to ids[i], and an account may appear more than once.
-func AddWon(ctx context.Context, q db.Querier, ids []uuid.UUID, amounts []float64) error {
+// QueueAddWon queues onto b the addition of won amounts to their accounts'
+// totals: amounts[i] belongs to ids[i], and an account may appear more than
+// once. Nothing is queued for no amounts.
+func QueueAddWon(b *pgx.Batch, ids []uuid.UUID, amounts []float64) {
 	if len(ids) == 0 {
-		return nil
+		return
 	}
-	if _, err := q.Exec(ctx, `
+	b.Queue(`
 		UPDATE accounts a SET won_count = a.won_count + w.n, won_total = a.won_total + w.total, updated_at = now()
 		FROM (SELECT id, count(*) AS n, sum(amount) AS total
 		      FROM unnest($1::uuid[], $2::numeric[]) AS t(id, amount) GROUP BY id) w
-		WHERE a.id = w.id`, ids, amounts); err != nil {
-		return wrap("add won amounts", err)
-	}
-	return nil
+		WHERE a.id = w.id`, ids, amounts)
 }
 
 // SetStatus sets the account's status through q and returns the previous one.

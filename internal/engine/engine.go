@@ -83,27 +83,31 @@ func eventVar(e *event.Event) rule.Event {
 // before it. Running it again for the same events does nothing; ids that name
 // no event are skipped, and when none does it returns event.ErrNotFound.
 func (e *Engine) ProcessEvents(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, ids []uuid.UUID) error {
-	events, err := event.Lock(ctx, tx, ids)
-	if err != nil {
+	// The reads go out in one round trip: the events, their accounts and the
+	// rules for their types, locked in that order.
+	var (
+		events   []*event.Event
+		accounts map[uuid.UUID]*account.Account
+		rules    []*rule.Rule
+	)
+	reads := &pgx.Batch{}
+	event.QueueLock(reads, ids, &events)
+	account.QueueLockForEvents(reads, ids, &accounts)
+	rule.QueueForEvents(reads, ids, &rules)
+	if err := tx.SendBatch(ctx, reads).Close(); err != nil {
 		return err
 	}
 	if len(events) == 0 {
 		return event.ErrNotFound
 	}
 	todo := events[:0:0]
-	accountIDs := make([]uuid.UUID, 0, len(events))
 	for _, ev := range events {
 		if ev.Status == event.StatusPending {
 			todo = append(todo, ev)
-			accountIDs = append(accountIDs, ev.AccountID)
 		}
 	}
 	if len(todo) == 0 {
 		return nil
-	}
-	accounts, err := account.Lock(ctx, tx, accountIDs)
-	if err != nil {
-		return err
 	}
 	rulesByType := make(map[string][]*rule.Rule)
 	var (
@@ -127,15 +131,17 @@ func (e *Engine) ProcessEvents(ctx context.Context, tx pgx.Tx, inserter jobs.Ins
 			wonAccounts = append(wonAccounts, acct.ID)
 			wonAmounts = append(wonAmounts, amount)
 		}
-		rules, ok := rulesByType[ev.Type]
+		forType, ok := rulesByType[ev.Type]
 		if !ok {
-			if rules, err = rule.ForEvent(ctx, tx, ev.Type); err != nil {
-				return err
+			for _, r := range rules {
+				if r.AppliesTo(ev.Type) {
+					forType = append(forType, r)
+				}
 			}
-			rulesByType[ev.Type] = rules
+			rulesByType[ev.Type] = forType
 		}
-		subjects := make([]subject, len(rules))
-		for i, r := range rules {
+		subjects := make([]subject, len(forType))
+		for i, r := range forType {
 			subjects[i] = subject{rule: r, account: acct, event: ev}
 		}
 		matched, acts, err := e.match(ctx, subjects, evaluation.TriggerEvent, nil)
@@ -154,14 +160,18 @@ func (e *Engine) ProcessEvents(ctx context.Context, tx pgx.Tx, inserter jobs.Ins
 		}
 		processed = append(processed, ev.ID)
 	}
-	if err := e.store(ctx, tx, inserter, batch); err != nil {
-		return err
+	// The writes go out in one round trip too. Nothing left in batch acts:
+	// an event whose evaluations act was stored above.
+	writes := &pgx.Batch{}
+	evals := make([]*evaluation.Evaluation, len(batch))
+	for i, p := range batch {
+		evals[i] = p.eval
 	}
-	if err := account.AddWon(ctx, tx, wonAccounts, wonAmounts); err != nil {
-		return err
-	}
-	if err := event.MarkProcessed(ctx, tx, processed); err != nil {
-		return err
+	evaluation.QueueInsert(writes, evals)
+	account.QueueAddWon(writes, wonAccounts, wonAmounts)
+	event.QueueMarkProcessed(writes, processed)
+	if err := tx.SendBatch(ctx, writes).Close(); err != nil {
+		return fmt.Errorf("record processed events: %w", err)
 	}
 	for _, ev := range todo {
 		e.metrics.EventProcessed(time.Since(ev.ReceivedAt))

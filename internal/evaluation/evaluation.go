@@ -52,13 +52,15 @@ type Evaluation struct {
 	EvaluatedAt  time.Time
 }
 
-// InsertNew stores evaluations, skipping any that were already recorded for
-// the same rule version and event (or run and account), and returns the ids
-// of the ones it stored: only those may act.
-func InsertNew(ctx context.Context, tx pgx.Tx, evals []*Evaluation) (map[uuid.UUID]bool, error) {
-	if len(evals) == 0 {
-		return nil, nil
-	}
+const insertSQL = `
+		INSERT INTO evaluations (id, rule_id, rule_version, account_id, event_id, trigger, run_id,
+			matched, error, depth_limited, started_at, evaluated_at)
+		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::uuid[], $5::uuid[], $6::text[], $7::text[],
+			$8::bool[], $9::text[], $10::bool[], $11::timestamptz[], $12::timestamptz[])
+		ON CONFLICT DO NOTHING`
+
+// insertArgs are the column arrays of evals, in insertSQL's order.
+func insertArgs(evals []*Evaluation) []any {
 	n := len(evals)
 	var (
 		ids, ruleIDs, accountIDs = make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n)
@@ -74,14 +76,17 @@ func InsertNew(ctx context.Context, tx pgx.Tx, evals []*Evaluation) (map[uuid.UU
 		versions[i], triggers[i], runIDs[i], errs[i] = int32(e.RuleVersion), e.Trigger, e.RunID, e.Error
 		matched[i], limited[i], started[i], evaluated[i] = e.Matched, e.DepthLimited, e.StartedAt, e.EvaluatedAt
 	}
-	rows, err := tx.Query(ctx, `
-		INSERT INTO evaluations (id, rule_id, rule_version, account_id, event_id, trigger, run_id,
-			matched, error, depth_limited, started_at, evaluated_at)
-		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::uuid[], $5::uuid[], $6::text[], $7::text[],
-			$8::bool[], $9::text[], $10::bool[], $11::timestamptz[], $12::timestamptz[])
-		ON CONFLICT DO NOTHING
-		RETURNING id`,
-		ids, ruleIDs, versions, accountIDs, eventIDs, triggers, runIDs, matched, errs, limited, started, evaluated)
+	return []any{ids, ruleIDs, versions, accountIDs, eventIDs, triggers, runIDs, matched, errs, limited, started, evaluated}
+}
+
+// InsertNew stores evaluations, skipping any that were already recorded for
+// the same rule version and event (or run and account), and returns the ids
+// of the ones it stored: only those may act.
+func InsertNew(ctx context.Context, tx pgx.Tx, evals []*Evaluation) (map[uuid.UUID]bool, error) {
+	if len(evals) == 0 {
+		return nil, nil
+	}
+	rows, err := tx.Query(ctx, insertSQL+` RETURNING id`, insertArgs(evals)...)
 	if err != nil {
 		return nil, fmt.Errorf("insert evaluations: %w", err)
 	}
@@ -94,6 +99,16 @@ func InsertNew(ctx context.Context, tx pgx.Tx, evals []*Evaluation) (map[uuid.UU
 		out[id] = true
 	}
 	return out, nil
+}
+
+// QueueInsert queues onto b the storing of evaluations that do not act,
+// skipping any already recorded, as InsertNew does. Nothing is queued for
+// none.
+func QueueInsert(b *pgx.Batch, evals []*Evaluation) {
+	if len(evals) == 0 {
+		return
+	}
+	b.Queue(insertSQL, insertArgs(evals)...)
 }
 
 // SetActions records the actions a stored evaluation took.

@@ -122,26 +122,26 @@ func Get(ctx context.Context, q db.Querier, id uuid.UUID) (*Event, error) {
 	return e, nil
 }
 
-// Lock reads the events among ids and locks them until tx ends, so that two
-// runs of the same job serialize on them. They come in the order of their
-// ids, which is the order they were received in; WonApplied is set.
-func Lock(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) ([]*Event, error) {
-	rows, err := tx.Query(ctx, `
+// QueueLock queues onto b the read of the events among ids, locked until the
+// transaction ends so that two runs of the same job serialize on them, and
+// sets *out when b runs. They come in the order of their ids, which is the
+// order they were received in; WonApplied is set.
+func QueueLock(b *pgx.Batch, ids []uuid.UUID, out *[]*Event) {
+	b.Queue(`
 		SELECT `+columns+`, won_applied_at IS NOT NULL FROM events
-		WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids)
-	if err != nil {
-		return nil, wrap("lock events", err)
-	}
-	events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Event, error) {
-		var e Event
-		err := r.Scan(&e.ID, &e.AccountID, &e.Type, &e.Payload, &e.OccurredAt, &e.ReceivedAt, &e.Status,
-			&e.ProcessedAt, &e.FailureReason, &e.CausationID, &e.Depth, &e.WonApplied)
-		return &e, err
+		WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids).Query(func(rows pgx.Rows) error {
+		events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Event, error) {
+			var e Event
+			err := r.Scan(&e.ID, &e.AccountID, &e.Type, &e.Payload, &e.OccurredAt, &e.ReceivedAt, &e.Status,
+				&e.ProcessedAt, &e.FailureReason, &e.CausationID, &e.Depth, &e.WonApplied)
+			return &e, err
+		})
+		if err != nil {
+			return wrap("lock events", err)
+		}
+		*out = events
+		return nil
 	})
-	if err != nil {
-		return nil, wrap("lock events", err)
-	}
-	return events, nil
 }
 
 // List reads one page of events through q, newest first.
@@ -168,20 +168,17 @@ func List(ctx context.Context, q db.Querier, f Filter, p page.Params) (page.Page
 	return page.Build(items, p.Limit, func(e *Event) uuid.UUID { return e.ID }), nil
 }
 
-// MarkProcessed records that every matching rule has been evaluated for the
-// events among ids, and that the amounts of the won ones among them have been
-// added to their accounts' totals. The caller has locked them (Lock) and
-// passes only pending ones: the statement selects by id alone, since a
-// condition on the status would let Postgres walk the status index over
-// every pending event.
-func MarkProcessed(ctx context.Context, q db.Querier, ids []uuid.UUID) error {
-	if _, err := q.Exec(ctx, `
+// QueueMarkProcessed queues onto b the record that every matching rule has
+// been evaluated for the events among ids, and that the amounts of the won
+// ones among them have been added to their accounts' totals. The caller has
+// locked them (QueueLock) and passes only pending ones: the statement selects
+// by id alone, since a condition on the status would let Postgres walk the
+// status index over every pending event.
+func QueueMarkProcessed(b *pgx.Batch, ids []uuid.UUID) {
+	b.Queue(`
 		UPDATE events SET status = 'processed', processed_at = clock_timestamp(),
 			won_applied_at = CASE WHEN type = 'won' THEN coalesce(won_applied_at, clock_timestamp()) END
-		WHERE id = ANY($1)`, ids); err != nil {
-		return wrap("mark events processed", err)
-	}
-	return nil
+		WHERE id = ANY($1)`, ids)
 }
 
 // MarkFailed records that the pending events among ids were given up on, and

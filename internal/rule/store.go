@@ -2,6 +2,7 @@ package rule
 
 import (
 	"context"
+	"slices"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -96,17 +97,33 @@ func List(ctx context.Context, q db.Querier, f Filter, p page.Params) (page.Page
 	return page.Build(items, p.Limit, func(r *Rule) uuid.UUID { return r.ID }), nil
 }
 
-// ForEvent returns the enabled rules evaluated for events of eventType.
-func ForEvent(ctx context.Context, q db.Querier, eventType string) ([]*Rule, error) {
-	items, err := collect(q.Query(ctx, `
+// QueueForEvents queues onto b the read of the enabled rules evaluated for
+// any of the events among ids, in id order, and sets *out when b runs.
+// AppliesTo tells which event types each is evaluated for.
+func QueueForEvents(b *pgx.Batch, eventIDs []uuid.UUID, out *[]*Rule) {
+	b.Queue(`
 		SELECT `+columns+` FROM rules
 		WHERE enabled AND deleted_at IS NULL
-		  AND ((event_types = '{}' AND NOT scheduled) OR $1 = ANY (event_types))
-		ORDER BY id`, eventType))
-	if err != nil {
-		return nil, wrap("rules for event", err)
+		  AND ((event_types = '{}' AND NOT scheduled)
+		       OR event_types && ARRAY(SELECT DISTINCT type FROM events WHERE id = ANY($1)))
+		ORDER BY id`, eventIDs).Query(func(rows pgx.Rows) error {
+		items, err := collect(rows, nil)
+		if err != nil {
+			return wrap("rules for events", err)
+		}
+		*out = items
+		return nil
+	})
+}
+
+// AppliesTo reports whether the rule, when enabled, is evaluated for events
+// of eventType: a rule names the types it is for, or names none and is then
+// for every type unless it is scheduled.
+func (r *Rule) AppliesTo(eventType string) bool {
+	if len(r.EventTypes) == 0 {
+		return !r.Scheduled
 	}
-	return items, nil
+	return slices.Contains(r.EventTypes, eventType)
 }
 
 // Enabled returns the enabled rules among ids, or every enabled scheduled rule
