@@ -55,25 +55,26 @@ func (b *batcher) do(ctx context.Context, job eventsJob) error {
 	b.waiting = append(b.waiting, it)
 	b.mu.Unlock()
 
-	select {
-	case err := <-it.done:
-		return err
-	case <-it.lead:
-		return b.lead(ctx, it)
-	case <-ctx.Done():
-		b.mu.Lock()
-		if i := slices.Index(b.waiting, it); i >= 0 {
-			b.waiting = slices.Delete(b.waiting, i, i+1)
-			b.mu.Unlock()
-			return ctx.Err()
-		}
-		b.mu.Unlock()
-		// Already taken into a batch, or chosen to lead one.
+	cancelled := ctx.Done()
+	for {
 		select {
 		case err := <-it.done:
 			return err
 		case <-it.lead:
 			return b.lead(ctx, it)
+		case <-cancelled:
+			b.mu.Lock()
+			i := slices.Index(b.waiting, it)
+			if i >= 0 {
+				b.waiting = slices.Delete(b.waiting, i, i+1)
+			}
+			b.mu.Unlock()
+			if i >= 0 {
+				return ctx.Err()
+			}
+			// Already taken into a batch, or chosen to lead one: wait for
+			// that.
+			cancelled = nil
 		}
 	}
 }
