@@ -114,7 +114,6 @@ func (e *Engine) ProcessEvents(ctx context.Context, tx pgx.Tx, inserter jobs.Ins
 		wonAccounts []uuid.UUID
 		wonAmounts  []float64
 		batch       []*pending
-		processed   = make([]uuid.UUID, 0, len(todo))
 	)
 	for _, ev := range todo {
 		acct, ok := accounts[ev.AccountID]
@@ -158,16 +157,15 @@ func (e *Engine) ProcessEvents(ctx context.Context, tx pgx.Tx, inserter jobs.Ins
 			}
 			batch = batch[:0]
 		}
-		processed = append(processed, ev.ID)
 	}
 	// The writes go out in one round trip too. Nothing left in batch acts:
 	// an event whose evaluations act was stored above.
-	writes := &pgx.Batch{}
-	evals := make([]*evaluation.Evaluation, len(batch))
-	for i, p := range batch {
-		evals[i] = p.eval
+	processed := make([]uuid.UUID, len(todo))
+	for i, ev := range todo {
+		processed[i] = ev.ID
 	}
-	evaluation.QueueInsert(writes, evals)
+	writes := &pgx.Batch{}
+	evaluation.QueueInsert(writes, evalsOf(batch))
 	account.QueueAddWon(writes, wonAccounts, wonAmounts)
 	event.QueueMarkProcessed(writes, processed)
 	if err := tx.SendBatch(ctx, writes).Close(); err != nil {
@@ -262,17 +260,21 @@ func (e *Engine) match(ctx context.Context, subjects []subject, trigger string, 
 	return out, acts, nil
 }
 
+func evalsOf(batch []*pending) []*evaluation.Evaluation {
+	out := make([]*evaluation.Evaluation, len(batch))
+	for i, p := range batch {
+		out[i] = p.eval
+	}
+	return out
+}
+
 // store writes evaluations in one statement and carries out the actions of
 // the matched ones that were not already recorded, in order.
 func (e *Engine) store(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, batch []*pending) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	evals := make([]*evaluation.Evaluation, len(batch))
-	for i, p := range batch {
-		evals[i] = p.eval
-	}
-	stored, err := evaluation.InsertNew(ctx, tx, evals)
+	stored, err := evaluation.InsertNew(ctx, tx, evalsOf(batch))
 	if err != nil {
 		return err
 	}

@@ -80,6 +80,18 @@ func (EventWon) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueEvents, MaxAttempts: EventMaxAttempts}
 }
 
+// OneEvent is a job of one event, of a kind an earlier version queued.
+type OneEvent interface {
+	river.JobArgs
+	Event() uuid.UUID
+}
+
+// Event is the job's event.
+func (a EventWon) Event() uuid.UUID { return a.EventID }
+
+// Event is the job's event.
+func (a EventEvaluate) Event() uuid.UUID { return a.EventID }
+
 // EventEvaluate: see EventWon.
 type EventEvaluate struct {
 	EventID uuid.UUID `json:"event_id"`

@@ -9,7 +9,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/ctrader/ctrader/internal/db"
 	"github.com/ctrader/ctrader/internal/engine"
@@ -71,20 +70,15 @@ func (w *EventsWorker) Work(ctx context.Context, job *river.Job[jobs.EventsProce
 // runBatch processes the events of every job in one transaction that
 // completes them all.
 func (w *EventsWorker) runBatch(ctx context.Context, batch []eventsJob) error {
-	if len(batch) == 1 {
-		job := batch[0]
-		return processEvents(ctx, w.pool, w.engine, job.JobRow, job.Args.EventIDs, func(tx pgx.Tx) error {
-			return complete(ctx, tx, job)
-		})
-	}
 	var ids []uuid.UUID
+	last := batch[0].Attempt
 	for _, job := range batch {
 		ids = append(ids, job.Args.EventIDs...)
-	}
-	err := db.InTxGenericPlans(ctx, w.pool, func(tx pgx.Tx) error {
-		if err := w.engine.ProcessEvents(ctx, tx, inserter(ctx), ids); err != nil {
-			return err
+		if job.Attempt < job.MaxAttempts {
+			last = 0
 		}
+	}
+	return processEvents(ctx, w.pool, w.engine, ids, last, func(tx pgx.Tx) error {
 		for _, job := range batch {
 			if err := complete(ctx, tx, job); err != nil {
 				return err
@@ -92,47 +86,32 @@ func (w *EventsWorker) runBatch(ctx context.Context, batch []eventsJob) error {
 		}
 		return nil
 	})
-	if errors.Is(err, event.ErrNotFound) {
-		return river.JobCancel(err)
+}
+
+// earlierWorker works the jobs of one event that an earlier version queued:
+// event.won and event.evaluate, each now processed as a job of that event.
+type earlierWorker[T jobs.OneEvent] struct {
+	river.WorkerDefaults[T]
+	pool   *pgxpool.Pool
+	engine *engine.Engine
+}
+
+// Work processes the job's event.
+func (w *earlierWorker[T]) Work(ctx context.Context, job *river.Job[T]) error {
+	last := 0
+	if job.Attempt >= job.MaxAttempts {
+		last = job.Attempt
 	}
-	// Every job of a failed batch is on its first attempt: none is given up
-	// yet, and each runs alone next time.
-	return err
+	return processEvents(ctx, w.pool, w.engine, []uuid.UUID{job.Args.Event()}, last,
+		func(tx pgx.Tx) error { return complete(ctx, tx, job) })
 }
 
-// WonWorker works event.won jobs queued by an earlier version.
-type WonWorker struct {
-	river.WorkerDefaults[jobs.EventWon]
-	pool   *pgxpool.Pool
-	engine *engine.Engine
-}
-
-// Work processes the job's event.
-func (w *WonWorker) Work(ctx context.Context, job *river.Job[jobs.EventWon]) error {
-	return processEvents(ctx, w.pool, w.engine, job.JobRow, []uuid.UUID{job.Args.EventID}, func(tx pgx.Tx) error {
-		return complete(ctx, tx, job)
-	})
-}
-
-// EvaluateWorker works event.evaluate jobs queued by an earlier version.
-type EvaluateWorker struct {
-	river.WorkerDefaults[jobs.EventEvaluate]
-	pool   *pgxpool.Pool
-	engine *engine.Engine
-}
-
-// Work processes the job's event.
-func (w *EvaluateWorker) Work(ctx context.Context, job *river.Job[jobs.EventEvaluate]) error {
-	return processEvents(ctx, w.pool, w.engine, job.JobRow, []uuid.UUID{job.Args.EventID}, func(tx pgx.Tx) error {
-		return complete(ctx, tx, job)
-	})
-}
-
-// processEvents runs the engine over ids and completes the job in the same
-// transaction, then turns an error into River's verdict. Events that no
-// longer exist cancel the job; when the last attempt fails, the events still
-// pending are marked failed with the reason before River discards the job.
-func processEvents(ctx context.Context, pool *pgxpool.Pool, eng *engine.Engine, job *rivertype.JobRow, ids []uuid.UUID, complete func(pgx.Tx) error) error {
+// processEvents runs the engine over ids and completes their jobs (complete)
+// in the same transaction, then turns an error into River's verdict. Events
+// that no longer exist cancel the jobs; when the jobs are on their last
+// attempt (last is its number, 0 before that) and it fails, the events still
+// pending are marked failed with the reason before River discards the jobs.
+func processEvents(ctx context.Context, pool *pgxpool.Pool, eng *engine.Engine, ids []uuid.UUID, last int, complete func(pgx.Tx) error) error {
 	err := db.InTxGenericPlans(ctx, pool, func(tx pgx.Tx) error {
 		if err := eng.ProcessEvents(ctx, tx, inserter(ctx), ids); err != nil {
 			return err
@@ -145,8 +124,8 @@ func processEvents(ctx context.Context, pool *pgxpool.Pool, eng *engine.Engine, 
 	if errors.Is(err, event.ErrNotFound) {
 		return river.JobCancel(err)
 	}
-	if job.Attempt >= job.MaxAttempts {
-		reason := fmt.Sprintf("gave up after %d attempts: %v", job.Attempt, err)
+	if last > 0 {
+		reason := fmt.Sprintf("gave up after %d attempts: %v", last, err)
 		if markErr := event.MarkFailed(context.WithoutCancel(ctx), pool, ids, reason); markErr != nil {
 			return errors.Join(err, markErr)
 		}

@@ -27,12 +27,12 @@ func NewBatchingEventsWorker(pool *pgxpool.Pool, e *engine.Engine, leaders int) 
 	return newEventsWorker(pool, e, leaders)
 }
 
-func NewWonWorker(pool *pgxpool.Pool, e *engine.Engine) *WonWorker {
-	return &WonWorker{pool: pool, engine: e}
+func NewWonWorker(pool *pgxpool.Pool, e *engine.Engine) river.Worker[jobs.EventWon] {
+	return &earlierWorker[jobs.EventWon]{pool: pool, engine: e}
 }
 
-func NewEvaluateWorker(pool *pgxpool.Pool, e *engine.Engine) *EvaluateWorker {
-	return &EvaluateWorker{pool: pool, engine: e}
+func NewEvaluateWorker(pool *pgxpool.Pool, e *engine.Engine) river.Worker[jobs.EventEvaluate] {
+	return &earlierWorker[jobs.EventEvaluate]{pool: pool, engine: e}
 }
 
 func NewScheduleWorker(pool *pgxpool.Pool) *ScheduleWorker { return &ScheduleWorker{pool: pool} }

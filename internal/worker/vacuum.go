@@ -88,32 +88,28 @@ type vacuumDue struct {
 // barely changed costs almost nothing.
 func dueForVacuum(ctx context.Context, pool *pgxpool.Pool) ([]vacuumDue, error) {
 	rows, err := pool.Query(ctx, `
-		SELECT relname,
-		       n_dead_tup > current_setting('autovacuum_vacuum_threshold')::float8
-		                    + current_setting('autovacuum_vacuum_scale_factor')::float8 * n_live_tup
-		       OR n_ins_since_vacuum > current_setting('autovacuum_vacuum_insert_threshold')::float8
-		                    + current_setting('autovacuum_vacuum_insert_scale_factor')::float8 * n_live_tup,
-		       n_mod_since_analyze > current_setting('autovacuum_analyze_threshold')::float8
-		                    + current_setting('autovacuum_analyze_scale_factor')::float8 * n_live_tup
-		FROM pg_stat_user_tables
-		WHERE schemaname = current_schema() AND relname = ANY($1)
+		SELECT relname, due_vacuum, due_analyze FROM (
+			SELECT relname,
+			       n_dead_tup > current_setting('autovacuum_vacuum_threshold')::float8
+			                    + current_setting('autovacuum_vacuum_scale_factor')::float8 * n_live_tup
+			       OR n_ins_since_vacuum > current_setting('autovacuum_vacuum_insert_threshold')::float8
+			                    + current_setting('autovacuum_vacuum_insert_scale_factor')::float8 * n_live_tup AS due_vacuum,
+			       n_mod_since_analyze > current_setting('autovacuum_analyze_threshold')::float8
+			                    + current_setting('autovacuum_analyze_scale_factor')::float8 * n_live_tup AS due_analyze
+			FROM pg_stat_user_tables
+			WHERE schemaname = current_schema() AND relname = ANY($1)) t
+		WHERE due_vacuum OR due_analyze
 		ORDER BY array_position($1, relname::text)`, VacuumTables)
 	if err != nil {
 		return nil, fmt.Errorf("read table statistics: %w", err)
 	}
-	all, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (vacuumDue, error) {
+	due, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (vacuumDue, error) {
 		var d vacuumDue
 		err := r.Scan(&d.table, &d.vacuum, &d.analyze)
 		return d, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read table statistics: %w", err)
-	}
-	due := all[:0]
-	for _, d := range all {
-		if d.vacuum || d.analyze {
-			due = append(due, d)
-		}
 	}
 	return due, nil
 }
