@@ -27,6 +27,7 @@ import (
 	"github.com/ctrader/ctrader/internal/event"
 	"github.com/ctrader/ctrader/internal/jobs"
 	"github.com/ctrader/ctrader/internal/page"
+	"github.com/ctrader/ctrader/internal/patch"
 	"github.com/ctrader/ctrader/internal/webhook"
 )
 
@@ -114,27 +115,13 @@ type Patch struct {
 func (p Patch) apply(r *Rule) Input {
 	in := Input{Name: r.Name, Description: r.Description, EventTypes: r.EventTypes, Scheduled: r.Scheduled,
 		Condition: r.Condition, Actions: r.Actions, Enabled: r.Enabled}
-	if p.Name != nil {
-		in.Name = *p.Name
-	}
-	if p.Description != nil {
-		in.Description = *p.Description
-	}
-	if p.EventTypes != nil {
-		in.EventTypes = *p.EventTypes
-	}
-	if p.Scheduled != nil {
-		in.Scheduled = *p.Scheduled
-	}
-	if p.Condition != nil {
-		in.Condition = *p.Condition
-	}
-	if p.Actions != nil {
-		in.Actions = *p.Actions
-	}
-	if p.Enabled != nil {
-		in.Enabled = *p.Enabled
-	}
+	patch.Set(&in.Name, p.Name)
+	patch.Set(&in.Description, p.Description)
+	patch.Set(&in.EventTypes, p.EventTypes)
+	patch.Set(&in.Scheduled, p.Scheduled)
+	patch.Set(&in.Condition, p.Condition)
+	patch.Set(&in.Actions, p.Actions)
+	patch.Set(&in.Enabled, p.Enabled)
 	return in
 }
 

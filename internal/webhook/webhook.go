@@ -22,6 +22,7 @@ import (
 	"github.com/ctrader/ctrader/internal/db"
 	"github.com/ctrader/ctrader/internal/egress"
 	"github.com/ctrader/ctrader/internal/page"
+	"github.com/ctrader/ctrader/internal/patch"
 )
 
 // Limits and policies.
@@ -245,15 +246,9 @@ func (s *Service) Update(ctx context.Context, id uuid.UUID, p Patch) (*Endpoint,
 			return ErrDeleted
 		}
 		in := Input{URL: cur.URL, Description: cur.Description, Enabled: cur.Enabled}
-		if p.URL != nil {
-			in.URL = *p.URL
-		}
-		if p.Description != nil {
-			in.Description = *p.Description
-		}
-		if p.Enabled != nil {
-			in.Enabled = *p.Enabled
-		}
+		patch.Set(&in.URL, p.URL)
+		patch.Set(&in.Description, p.Description)
+		patch.Set(&in.Enabled, p.Enabled)
 		if err := in.check(); err != nil {
 			return err
 		}
