@@ -65,7 +65,7 @@ type Event struct {
 	CausationID   *uuid.UUID     `json:"causation_id,omitempty"`
 	Depth         int            `json:"depth"`
 	// WonApplied says a won event's amount is in its account's totals. Only
-	// Lock reads it.
+	// QueueLock reads it.
 	WonApplied bool `json:"-"`
 }
 
