@@ -172,3 +172,35 @@ func TestDecodeCursorRejectsForgeries(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, id, got)
 }
+
+// A status change must not block what only needs the account to exist: the
+// foreign-key checks of events and evaluations being inserted for it (KEY
+// SHARE locks). A FOR UPDATE lock did, and deadlocked batch ingest against
+// the workers that change statuses.
+func TestSetStatusDoesNotBlockForeignKeyChecks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	a, err := b.svc.Create(ctx, account.CreateInput{Name: "locked"})
+	require.NoError(t, err)
+
+	tx, err := b.pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx) //nolint:errcheck
+	previous, err := account.SetStatus(ctx, tx, a.ID, "vip")
+	require.NoError(t, err)
+	require.Equal(t, account.StatusPending, previous)
+
+	other, err := b.pool.Begin(ctx)
+	require.NoError(t, err)
+	defer other.Rollback(ctx) //nolint:errcheck
+	_, err = other.Exec(ctx, `SET LOCAL lock_timeout = '2s'`)
+	require.NoError(t, err)
+	_, err = other.Exec(ctx, `
+		INSERT INTO events (id, account_id, type, payload, occurred_at)
+		VALUES ($1, $2, 'won', '{"amount": 1}', now())`, uuid.Must(uuid.NewV7()), a.ID)
+	require.NoError(t, err, "inserting an event for the account waited for the status change's lock")
+	// The status change itself still serializes with another one.
+	_, err = account.SetStatus(ctx, other, a.ID, "gold")
+	require.Error(t, err, "two status changes of one account must not run at once")
+}

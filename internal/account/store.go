@@ -116,10 +116,14 @@ func QueueAddWon(b *pgx.Batch, ids []uuid.UUID, amounts []float64) {
 }
 
 // SetStatus sets the account's status through q and returns the previous one.
-// Setting the status it already has changes nothing.
+// Setting the status it already has changes nothing. The row is locked FOR NO
+// KEY UPDATE, the mode an UPDATE of non-key columns takes anyway: it
+// serializes status changes but lets the foreign-key checks of events and
+// evaluations being inserted for the account (KEY SHARE) through, so batch
+// ingest and status changes cannot deadlock.
 func SetStatus(ctx context.Context, q db.Querier, id uuid.UUID, status string) (previous string, err error) {
 	err = q.QueryRow(ctx, `
-		WITH old AS (SELECT status FROM accounts WHERE id = $1 FOR UPDATE)
+		WITH old AS (SELECT status FROM accounts WHERE id = $1 FOR NO KEY UPDATE)
 		UPDATE accounts SET status = $2, updated_at = now()
 		FROM old WHERE accounts.id = $1 AND old.status <> $2
 		RETURNING old.status`, id, status).Scan(&previous)

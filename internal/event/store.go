@@ -123,13 +123,14 @@ func Get(ctx context.Context, q db.Querier, id uuid.UUID) (*Event, error) {
 }
 
 // QueueLock queues onto b the read of the events among ids, locked until the
-// transaction ends so that two runs of the same job serialize on them, and
+// transaction ends so that two runs of the same job serialize on them (FOR
+// NO KEY UPDATE: foreign keys that point at an event still see it), and
 // sets *out when b runs. They come in the order of their ids, which is the
 // order they were received in; WonApplied is set.
 func QueueLock(b *pgx.Batch, ids []uuid.UUID, out *[]*Event) {
 	b.Queue(`
 		SELECT `+columns+`, won_applied_at IS NOT NULL FROM events
-		WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids).Query(func(rows pgx.Rows) error {
+		WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`, ids).Query(func(rows pgx.Rows) error {
 		events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Event, error) {
 			var e Event
 			err := r.Scan(&e.ID, &e.AccountID, &e.Type, &e.Payload, &e.OccurredAt, &e.ReceivedAt, &e.Status,

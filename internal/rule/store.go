@@ -73,8 +73,10 @@ func Get(ctx context.Context, q db.Querier, id uuid.UUID) (*Rule, error) {
 	return r, nil
 }
 
+// getForUpdate locks a rule against other changes. FOR NO KEY UPDATE lets
+// evaluations referencing the rule be written meanwhile.
 func getForUpdate(ctx context.Context, tx pgx.Tx, id uuid.UUID) (*Rule, error) {
-	return scan(tx.QueryRow(ctx, `SELECT `+columns+` FROM rules WHERE id = $1 FOR UPDATE`, id))
+	return scan(tx.QueryRow(ctx, `SELECT `+columns+` FROM rules WHERE id = $1 FOR NO KEY UPDATE`, id))
 }
 
 // List reads one page of rules through q, newest first.

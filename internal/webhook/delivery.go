@@ -187,7 +187,7 @@ var ErrEndpointUnusable = apperr.New(apperr.Conflict, "the endpoint is disabled 
 func (s *Service) Retry(ctx context.Context, retrier JobRetrier, id uuid.UUID) (*Delivery, error) {
 	var out *Delivery
 	err := db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		d, err := scanDelivery(tx.QueryRow(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries WHERE id = $1 FOR UPDATE`, id))
+		d, err := scanDelivery(tx.QueryRow(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries WHERE id = $1 FOR NO KEY UPDATE`, id))
 		if err != nil {
 			return err
 		}

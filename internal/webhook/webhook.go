@@ -319,7 +319,9 @@ func scanEndpoint(row pgx.Row) (*Endpoint, error) {
 func getEndpoint(ctx context.Context, q db.Querier, id uuid.UUID, forUpdate bool) (*Endpoint, error) {
 	query := `SELECT ` + endpointColumns + ` FROM webhook_endpoints WHERE id = $1`
 	if forUpdate {
-		query += ` FOR UPDATE`
+		// Deliveries and secrets referencing the endpoint may be written
+		// meanwhile; Usable's FOR SHARE still waits for a change.
+		query += ` FOR NO KEY UPDATE`
 	}
 	e, err := scanEndpoint(q.QueryRow(ctx, query, id))
 	if err != nil {
