@@ -321,18 +321,32 @@ func snippet(body []byte) string {
 	return s
 }
 
-// retryAfter parses a Retry-After header: seconds or an HTTP date.
+// retryAfter parses a Retry-After header, seconds or an HTTP date, into a
+// wait from zero to maxRetryAfter. Seconds are compared with the cap before
+// they become a Duration, which overflows past about 292 years.
 func retryAfter(h string, now time.Time) time.Duration {
+	h = strings.TrimSpace(h)
 	if h == "" {
 		return 0
 	}
-	var d time.Duration
-	if secs, err := strconv.Atoi(strings.TrimSpace(h)); err == nil {
-		d = time.Duration(secs) * time.Second
-	} else if t, err := http.ParseTime(h); err == nil {
-		d = t.Sub(now)
+	capSecs := int64(maxRetryAfter / time.Second)
+	if secs, err := strconv.ParseInt(h, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		switch {
+		case secs >= capSecs: // also a number too large for int64
+			return maxRetryAfter
+		case secs <= 0:
+			return 0
+		}
+		return time.Duration(secs) * time.Second
 	}
-	return min(max(d, 0), maxRetryAfter)
+	t, err := http.ParseTime(h)
+	if err != nil {
+		return 0
+	}
+	if t.After(now.Add(maxRetryAfter)) {
+		return maxRetryAfter
+	}
+	return max(t.Sub(now), 0)
 }
 
 // Outcome is what recording an attempt decided; the values double as metric
