@@ -85,7 +85,7 @@ type createEventOutput struct {
 }
 
 func (h *handlers) createEvent(ctx context.Context, in *createEventInput) (*createEventOutput, error) {
-	idem, err := idempotency.NewRequest("events.create", in.IdempotencyKey, in.Body)
+	idem, err := idempotency.NewRequest(subjectOf(ctx), "events.create", in.IdempotencyKey, in.Body)
 	if err != nil {
 		return nil, fail(ctx, h.Logger, err)
 	}
@@ -131,7 +131,7 @@ type createEventBatchOutput struct {
 }
 
 func (h *handlers) createEventBatch(ctx context.Context, in *createEventBatchInput) (*createEventBatchOutput, error) {
-	idem, err := idempotency.NewRequest("events.batch", in.IdempotencyKey, in.Body)
+	idem, err := idempotency.NewRequest(subjectOf(ctx), "events.batch", in.IdempotencyKey, in.Body)
 	if err != nil {
 		return nil, fail(ctx, h.Logger, err)
 	}

@@ -146,3 +146,13 @@ func (s Security) protect(user, password string) func(http.Handler) http.Handler
 func equal(a, b string) bool {
 	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }
+
+// subjectOf names the caller of a request for what belongs to it, such as
+// its Idempotency-Keys: the token's subject, or "" when the API runs without
+// authentication.
+func subjectOf(ctx context.Context) string {
+	if p, ok := auth.FromContext(ctx); ok {
+		return p.Subject
+	}
+	return ""
+}

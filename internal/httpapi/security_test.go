@@ -209,3 +209,34 @@ func TestRequestIDFollowsIntoJobs(t *testing.T) {
 	require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT metadata->>'request_id' FROM river_job WHERE kind = 'account.provision'`).Scan(&id))
 	require.Equal(t, "req-abc-123", id, "the job records the request that caused it")
 }
+
+// An Idempotency-Key belongs to the subject that used it: another caller
+// reusing it creates its own event instead of receiving the first caller's
+// response.
+func TestIdempotencyKeysAreScopedBySubject(t *testing.T) {
+	t.Parallel()
+	b := setupSecure(t, httpapi.Security{}, nil)
+	mint := func(sub string) http.Header {
+		tok, err := auth.Mint([]byte(testSecret), sub, []auth.Scope{auth.ScopeWrite}, time.Hour, "", "", time.Now())
+		require.NoError(t, err)
+		h := idempotencyHeader("shared-key")
+		h.Set("Authorization", "Bearer "+tok)
+		return h
+	}
+	alice, bob := mint("alice"), mint("bob")
+	acct := b.doWith(t, http.MethodPost, "/v1/accounts", alice, `{"name": "John Doe"}`)
+	require.Equal(t, http.StatusCreated, acct.status, string(acct.body))
+	body := eventJSON(decode[httpapi.Account](t, acct).ID, "login", "")
+
+	first := b.doWith(t, http.MethodPost, "/v1/events", alice, body)
+	require.Equal(t, http.StatusAccepted, first.status, string(first.body))
+	other := b.doWith(t, http.MethodPost, "/v1/events", bob, body)
+	require.Equal(t, http.StatusAccepted, other.status, string(other.body))
+	require.Empty(t, other.header.Get("Idempotent-Replayed"), "bob must not get alice's response")
+	require.NotEqual(t, decode[httpapi.Event](t, first).ID, decode[httpapi.Event](t, other).ID)
+	require.Equal(t, 2, count(t, b.pool, "events"))
+
+	again := b.doWith(t, http.MethodPost, "/v1/events", bob, body)
+	require.Equal(t, "true", again.header.Get("Idempotent-Replayed"), "bob's own retry replays")
+	require.Equal(t, string(other.body), string(again.body))
+}

@@ -29,16 +29,18 @@ const MaxKeyLength = 255
 var ErrMismatch = apperr.InvalidFields("Idempotency-Key was already used with a different request",
 	apperr.FieldError{Location: "header.Idempotency-Key", Message: "reused with a different body"})
 
-// Request identifies one idempotent request.
+// Request identifies one idempotent request. A key is the subject's own:
+// another caller using the same key neither sees nor spends it.
 type Request struct {
-	Scope string // the operation, such as "events.create"
-	Key   string // the client's Idempotency-Key
-	Hash  []byte // fingerprint of the request body
+	Subject string // the caller: its token's subject, "" without authentication
+	Scope   string // the operation, such as "events.create"
+	Key     string // the client's Idempotency-Key
+	Hash    []byte // fingerprint of the request body
 }
 
 // NewRequest fingerprints body (any JSON-encodable value; encoding/json sorts
 // map keys, so equal bodies hash equally).
-func NewRequest(scope, key string, body any) (*Request, error) {
+func NewRequest(subject, scope, key string, body any) (*Request, error) {
 	if key == "" {
 		return nil, nil
 	}
@@ -51,7 +53,7 @@ func NewRequest(scope, key string, body any) (*Request, error) {
 		return nil, fmt.Errorf("fingerprint request: %w", err)
 	}
 	sum := sha256.Sum256(b)
-	return &Request{Scope: scope, Key: key, Hash: sum[:]}, nil
+	return &Request{Subject: subject, Scope: scope, Key: key, Hash: sum[:]}, nil
 }
 
 // Claim records r in tx. It returns the stored response when r was already
@@ -61,9 +63,9 @@ func NewRequest(scope, key string, body any) (*Request, error) {
 // waits for the first to commit or roll back.
 func Claim(ctx context.Context, tx pgx.Tx, r *Request) (json.RawMessage, error) {
 	tag, err := tx.Exec(ctx, `
-		INSERT INTO idempotency_keys (scope, key, request_hash, expires_at)
-		VALUES ($1, $2, $3, now() + $4::interval)
-		ON CONFLICT (scope, key) DO NOTHING`, r.Scope, r.Key, r.Hash, TTL.String())
+		INSERT INTO idempotency_keys (subject, scope, key, request_hash, expires_at)
+		VALUES ($1, $2, $3, $4, now() + $5::interval)
+		ON CONFLICT (subject, scope, key) DO NOTHING`, r.Subject, r.Scope, r.Key, r.Hash, TTL.String())
 	if err != nil {
 		return nil, fmt.Errorf("claim idempotency key: %w", db.Translate(err))
 	}
@@ -74,8 +76,8 @@ func Claim(ctx context.Context, tx pgx.Tx, r *Request) (json.RawMessage, error) 
 		hash []byte
 		body []byte
 	)
-	err = tx.QueryRow(ctx, `SELECT request_hash, response_body FROM idempotency_keys WHERE scope = $1 AND key = $2`,
-		r.Scope, r.Key).Scan(&hash, &body)
+	err = tx.QueryRow(ctx, `SELECT request_hash, response_body FROM idempotency_keys WHERE subject = $1 AND scope = $2 AND key = $3`,
+		r.Subject, r.Scope, r.Key).Scan(&hash, &body)
 	if err != nil {
 		return nil, fmt.Errorf("read idempotency key: %w", db.Translate(err))
 	}
@@ -94,8 +96,8 @@ func Complete(ctx context.Context, tx pgx.Tx, r *Request, response any) error {
 	if err != nil {
 		return fmt.Errorf("encode idempotent response: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `UPDATE idempotency_keys SET response_body = $3 WHERE scope = $1 AND key = $2`,
-		r.Scope, r.Key, b); err != nil {
+	if _, err := tx.Exec(ctx, `UPDATE idempotency_keys SET response_body = $4 WHERE subject = $1 AND scope = $2 AND key = $3`,
+		r.Subject, r.Scope, r.Key, b); err != nil {
 		return fmt.Errorf("store idempotent response: %w", db.Translate(err))
 	}
 	return nil
