@@ -30,6 +30,15 @@ type FieldError struct {
 	Value    any
 }
 
+// Position is a FieldError's Value that points into a text the client sent,
+// such as a rule's condition. Problems show it as data; other values are
+// echoed only as short scalars.
+type Position struct {
+	Line    int    `json:"line"`
+	Column  int    `json:"column"`
+	Message string `json:"message"`
+}
+
 // Error is an application error. Message is shown to clients as is.
 type Error struct {
 	Code    Code

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/ctrader/ctrader/internal/redact"
 )
 
 // Limits of the JWK set handling.
@@ -203,7 +205,7 @@ func loadURL(client *http.Client, url string) func(context.Context) ([]byte, err
 		req.Header.Set("Accept", "application/jwk-set+json, application/json")
 		resp, err := client.Do(req)
 		if err != nil {
-			return nil, err
+			return nil, redact.Error(err) // logged; the URL may carry a key
 		}
 		defer resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {

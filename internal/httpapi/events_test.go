@@ -665,3 +665,33 @@ func TestListEventsRejectsBadQueries(t *testing.T) {
 		})
 	}
 }
+
+// What a problem repeats of the input is bounded, whatever the input: a
+// 30 KB amount came back whole, and a batch of 200 such events made a 6 MB
+// error. URLs lose their credentials even when they do not parse.
+func TestProblemsBoundWhatTheyEcho(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	a := b.createAccount(t, "John Doe")
+	big := strings.Repeat("9", 30*1024)
+	one := eventJSON(a, "won", `{"amount": "`+big+`"}`)
+
+	r := b.postJSON(t, "/v1/events", one)
+	p := requireProblem(t, r, http.StatusUnprocessableEntity, "invalid")
+	require.Contains(t, locations(p), "body.payload.amount")
+	require.Less(t, len(r.body), 2048, "one bad amount")
+
+	batch := make([]string, 200)
+	for i := range batch {
+		batch[i] = one
+	}
+	r = b.postJSON(t, "/v1/events/batch", batchJSON(batch...))
+	p = requireProblem(t, r, http.StatusUnprocessableEntity, "invalid")
+	require.Contains(t, locations(p), "body.events[0].payload.amount")
+	require.Less(t, len(r.body), 64*1024, "200 bad amounts")
+
+	r = b.postJSON(t, "/v1/webhook-endpoints", `{"url": "https://admin:pw-secret@example.com/%zz"}`)
+	requireProblem(t, r, http.StatusUnprocessableEntity, "invalid")
+	require.NotContains(t, string(r.body), "pw-secret")
+	require.Zero(t, count(t, b.pool, "events"))
+}

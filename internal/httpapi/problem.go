@@ -2,16 +2,18 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/ctrader/ctrader/internal/apperr"
 	"github.com/ctrader/ctrader/internal/logging"
+	"github.com/ctrader/ctrader/internal/redact"
 	"github.com/ctrader/ctrader/internal/reqid"
 )
 
@@ -80,9 +82,9 @@ func newProblem(ctx context.Context, status int, detail string, details []*huma.
 		Type:   ProblemTypePrefix + code,
 		Title:  http.StatusText(status),
 		Status: status,
-		Detail: detail,
+		Detail: clip(detail, maxMessage),
 		Code:   code,
-		Errors: details,
+		Errors: bounded(details),
 	}
 	if ctx != nil {
 		p.RequestID = reqid.From(ctx)
@@ -124,7 +126,6 @@ func errorDetails(status int, errs []error) []*huma.ErrorDetail {
 		var d huma.ErrorDetailer
 		if errors.As(err, &d) {
 			detail := *d.ErrorDetail()
-			detail.Value = echoable(detail.Value)
 			details = append(details, &detail)
 			continue
 		}
@@ -133,28 +134,57 @@ func errorDetails(status int, errs []error) []*huma.ErrorDetail {
 	return details
 }
 
-// maxEchoed bounds an input value repeated back in a problem.
-const maxEchoed = 200
+// Bounds on what a problem repeats of the input, so that its size does not
+// grow with the request's.
+const (
+	maxEchoed  = 200  // bytes of one input value
+	maxMessage = 1000 // bytes of one message
+	maxDetails = 100  // entries in errors; the rest are counted in one more
+)
+
+// bounded makes details safe and small to send: every value echoable, every
+// message clipped, and at most maxDetails entries and a last one that counts
+// the others.
+func bounded(details []*huma.ErrorDetail) []*huma.ErrorDetail {
+	if len(details) == 0 {
+		return details
+	}
+	out := make([]*huma.ErrorDetail, 0, min(len(details), maxDetails+1))
+	for i, d := range details {
+		if i == maxDetails {
+			out = append(out, &huma.ErrorDetail{Message: fmt.Sprintf("and %d more errors", len(details)-maxDetails)})
+			break
+		}
+		out = append(out, &huma.ErrorDetail{Location: clip(d.Location, maxEchoed), Message: clip(d.Message, maxMessage), Value: echoable(d.Value)})
+	}
+	return out
+}
 
 // echoable returns what of a bad input value a problem may repeat: short
-// scalars as they are, URLs without their credentials, long strings cut, and
-// no objects or arrays (the location names the field, and a whole body could
-// carry secrets).
+// scalars as they are, URLs without their credentials or query values, long
+// strings cut, and no objects or arrays (the location names the field, and a
+// whole body could carry secrets).
 func echoable(v any) any {
 	switch v := v.(type) {
 	case string:
-		if u, err := url.Parse(v); err == nil && u.User != nil {
-			u.User = url.User("redacted")
-			v = u.String()
-		}
-		if len(v) > maxEchoed {
-			v = strings.ToValidUTF8(v[:maxEchoed], "") + "…"
-		}
+		return clip(redact.Text(v), maxEchoed)
+	case json.Number:
+		return clip(string(v), maxEchoed)
+	case apperr.Position:
+		v.Message = clip(v.Message, maxMessage)
 		return v
 	case map[string]any, []any:
 		return nil
 	}
 	return v
+}
+
+// clip cuts s to at most n bytes, on a character boundary, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
 }
 
 // fail turns an error from the domain into the problem the client sees.

@@ -117,7 +117,7 @@ func (c *Compiler) program(src string, want *cel.Type, location string) (cel.Pro
 		loc := first.Location
 		return nil, &apperr.FieldError{Location: location,
 			Message: fmt.Sprintf("line %d, column %d: %s", loc.Line(), loc.Column()+1, first.Message),
-			Value:   map[string]any{"line": loc.Line(), "column": loc.Column() + 1, "message": first.Message}}
+			Value:   apperr.Position{Line: loc.Line(), Column: loc.Column() + 1, Message: first.Message}}
 	}
 	if out := ast.OutputType(); !want.IsAssignableType(out) && out != cel.DynType {
 		return nil, &apperr.FieldError{Location: location,

@@ -22,6 +22,7 @@ import (
 	"github.com/ctrader/ctrader/internal/egress"
 	"github.com/ctrader/ctrader/internal/jobs"
 	"github.com/ctrader/ctrader/internal/page"
+	"github.com/ctrader/ctrader/internal/redact"
 )
 
 // Delivery statuses.
@@ -285,7 +286,7 @@ func (s *Sender) Send(ctx context.Context, out *Outgoing) Result {
 	msgID := out.Delivery.ID.String()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, out.Endpoint.URL, bytes.NewReader(out.Delivery.Body))
 	if err != nil {
-		res.Err = err
+		res.Err = errors.New(redact.Text(err.Error()))
 		return res
 	}
 	req.Header.Set("Content-Type", "application/json")
@@ -295,7 +296,9 @@ func (s *Sender) Send(ctx context.Context, out *Outgoing) Result {
 	resp, err := s.client.Do(req)
 	res.Duration = time.Since(now)
 	if err != nil {
-		res.Err = err
+		// The error names the URL, whose query often holds a token; it is
+		// stored with the attempt and logged by River.
+		res.Err = redact.Error(err)
 		return res
 	}
 	defer resp.Body.Close()
@@ -460,7 +463,7 @@ func describeFailure(res Result) string {
 	var msg string
 	switch {
 	case res.Err != nil:
-		msg = res.Err.Error()
+		msg = redact.Text(res.Err.Error())
 	case res.Status >= 300 && res.Status <= 399:
 		msg = fmt.Sprintf("answered %d: redirects are not followed", res.Status)
 	default:

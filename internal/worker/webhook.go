@@ -13,6 +13,7 @@ import (
 	"github.com/ctrader/ctrader/internal/db"
 	"github.com/ctrader/ctrader/internal/jobs"
 	"github.com/ctrader/ctrader/internal/metrics"
+	"github.com/ctrader/ctrader/internal/redact"
 	"github.com/ctrader/ctrader/internal/webhook"
 )
 
@@ -88,7 +89,7 @@ func (w *WebhookWorker) Work(ctx context.Context, job *river.Job[jobs.WebhookDel
 
 func attemptError(res webhook.Result) string {
 	if res.Err != nil {
-		return res.Err.Error()
+		return redact.Text(res.Err.Error())
 	}
 	return fmt.Sprintf("answered %d", res.Status)
 }

@@ -975,3 +975,26 @@ func TestWebhookJobsRunOnTheirOwnQueue(t *testing.T) {
 	require.Zero(t, countRows(t, f.testBundle, `SELECT count(*) FROM river_job WHERE kind = $1 AND queue <> 'webhooks'`,
 		jobs.WebhookDeliver{}.Kind()))
 }
+
+// A webhook URL's query often carries a token: a failed attempt's error, as
+// River stores and logs it and as the attempt records it, names the URL
+// without the query's values.
+func TestWebhookFailureDoesNotRecordTheURLsQuery(t *testing.T) {
+	t.Parallel()
+	f := newHook(t, hookOptions{egress: &egress.Options{Timeout: 5 * time.Second}})
+	_, err := f.pool.Exec(context.Background(), `UPDATE webhook_endpoints SET url = url || '/hook?token=s3cret-token' WHERE id = $1`, f.ep.ID)
+	require.NoError(t, err)
+	id := f.match(t)
+
+	_, err = f.attempt(t, id)
+	requireFailedAttempt(t, err)
+	require.ErrorContains(t, err, "is not a public address")
+	require.NotContains(t, err.Error(), "s3cret-token")
+	require.Contains(t, err.Error(), "token=redacted")
+	d, attempts := f.delivery(t, id)
+	require.Len(t, attempts, 1)
+	require.NotNil(t, attempts[0].Error)
+	require.NotContains(t, *attempts[0].Error, "s3cret-token")
+	require.NotNil(t, d.LastError)
+	require.NotContains(t, *d.LastError, "s3cret-token")
+}
