@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"strings"
 
@@ -63,7 +64,18 @@ func ConstraintOf(err error) (code, constraint string) {
 	return "", ""
 }
 
+// isUnavailable reports errors that mean Postgres cannot be reached, refuses
+// connections or lost the connection in the middle of a conversation. A
+// statement cut short by its caller's own context (a job's timeout, a client
+// that went away) is not one of them: that is the caller's deadline.
 func isUnavailable(err error) bool {
+	var connectErr *pgconn.ConnectError
+	if errors.As(err, &connectErr) {
+		return true // also when connecting timed out
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return false
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch {
@@ -76,18 +88,10 @@ func isUnavailable(err error) bool {
 		}
 		return false
 	}
-	var connectErr *pgconn.ConnectError
-	if errors.As(err, &connectErr) {
-		return true
-	}
-	if errors.Is(err, puddle.ErrClosedPool) {
+	if errors.Is(err, puddle.ErrClosedPool) || errors.Is(err, pgconn.ErrConnClosed) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return true
 	}
 	var netErr net.Error
-	if errors.As(err, &netErr) {
-		return true
-	}
-	// A deadline that expires while waiting for a connection means the pool
-	// could not get one in time.
-	return errors.Is(err, context.DeadlineExceeded) && strings.Contains(err.Error(), "connect")
+	return errors.As(err, &netErr)
 }
