@@ -49,6 +49,7 @@ type Deps struct {
 func Config() huma.Config {
 	cfg := huma.DefaultConfig("ctrader", APIVersion)
 	cfg.CreateHooks = nil
+	cfg.Formats = map[string]huma.Format{"application/json": jsonFormat, "json": jsonFormat}
 	cfg.DocsPath = ""
 	cfg.SchemasPath = ""
 	cfg.OpenAPIPath = "/openapi"
