@@ -83,7 +83,7 @@ func Register(api huma.API, d Deps) {
 	if h.Logger == nil {
 		h.Logger = slog.New(slog.DiscardHandler)
 	}
-	api.UseMiddleware(h.guard(api))
+	api.UseMiddleware(h.guard(api), holdStatus)
 
 	huma.Register(api, opHealthz, h.healthz)
 	huma.Register(api, opReadyz, h.readyz)

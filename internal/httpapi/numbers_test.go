@@ -177,3 +177,23 @@ func TestDeepJSONIsRefused(t *testing.T) {
 	r := b.postJSON(t, "/v1/events", eventJSON(a, "login", nested(jsonvalue.MaxDepth)))
 	require.Equal(t, http.StatusAccepted, r.status, "the limit itself is fine: %s", r.body)
 }
+
+// A response that cannot be encoded is a 500 problem, not a 200 with a broken
+// body: here a stored delivery body nested deeper than encoding/json goes.
+func TestUnencodableResponseIsA500Problem(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ep := b.createEndpoint(t, endpointJSON("https://example.com/hooks"))
+	id := uuid.Must(uuid.NewV7())
+	body := `{"data":` + strings.Repeat("[", 10_001) + strings.Repeat("]", 10_001) + `}`
+	_, err := b.pool.Exec(context.Background(), `
+		INSERT INTO webhook_deliveries (id, endpoint_id, event_type, body) VALUES ($1, $2, 'rule.matched', $3)`,
+		id, ep.ID, []byte(body))
+	require.NoError(t, err)
+
+	r := b.do(t, http.MethodGet, "/v1/webhook-deliveries/"+id.String(), "", "")
+	p := requireProblem(t, r, http.StatusInternalServerError, "internal")
+	require.Equal(t, "/v1/webhook-deliveries/"+id.String(), p.Instance)
+	require.NotContains(t, string(r.body), "marshal")
+	require.NotContains(t, string(r.body), "depth")
+}

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -94,6 +95,14 @@ func newProblem(ctx context.Context, status int, detail string, details []*huma.
 		p.headers = http.Header{"Retry-After": []string{"5"}}
 	}
 	return p
+}
+
+// writeProblem answers p outside Huma (a recovered panic), as Huma would.
+func writeProblem(w http.ResponseWriter, p *Problem) {
+	b, _ := json.Marshal(p) // a Problem always encodes
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(p.Status)
+	_, _ = w.Write(append(b, '\n'))
 }
 
 func init() {
