@@ -15,7 +15,9 @@ import (
 
 	"github.com/ctrader/ctrader/internal/apperr"
 	"github.com/ctrader/ctrader/internal/db"
+	"github.com/ctrader/ctrader/internal/decimal"
 	"github.com/ctrader/ctrader/internal/jobs"
+	"github.com/ctrader/ctrader/internal/jsonvalue"
 	"github.com/ctrader/ctrader/internal/page"
 )
 
@@ -40,8 +42,8 @@ type Account struct {
 	Name        string
 	Status      string
 	Metadata    map[string]any
-	WonCount    int64   // number of won events applied
-	WonTotal    float64 // sum of their amounts
+	WonCount    int64           // number of won events applied
+	WonTotal    decimal.Decimal // sum of their amounts, exactly
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
 	ActivatedAt *time.Time
@@ -76,7 +78,9 @@ func (in *CreateInput) normalize() error {
 	if in.Metadata == nil {
 		in.Metadata = map[string]any{}
 	}
-	if b, err := json.Marshal(in.Metadata); err != nil || len(b) > MaxMetadataBytes {
+	if msg := jsonvalue.Check(in.Metadata); msg != "" {
+		fields = append(fields, apperr.FieldError{Location: "body.metadata", Message: msg})
+	} else if b, err := json.Marshal(in.Metadata); err != nil || len(b) > MaxMetadataBytes {
 		fields = append(fields, apperr.FieldError{Location: "body.metadata", Message: "must encode to at most 16384 bytes of JSON"})
 	}
 	if len(fields) > 0 {

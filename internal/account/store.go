@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ctrader/ctrader/internal/db"
+	"github.com/ctrader/ctrader/internal/decimal"
 	"github.com/ctrader/ctrader/internal/page"
 )
 
@@ -103,16 +104,21 @@ func QueueLockForEvents(b *pgx.Batch, eventIDs []uuid.UUID, out *map[uuid.UUID]*
 
 // QueueAddWon queues onto b the addition of won amounts to their accounts'
 // totals: amounts[i] belongs to ids[i], and an account may appear more than
-// once. Nothing is queued for no amounts.
-func QueueAddWon(b *pgx.Batch, ids []uuid.UUID, amounts []float64) {
+// once. Nothing is queued for no amounts. The amounts travel as their text,
+// so Postgres adds them exactly.
+func QueueAddWon(b *pgx.Batch, ids []uuid.UUID, amounts []decimal.Decimal) {
 	if len(ids) == 0 {
 		return
+	}
+	texts := make([]string, len(amounts))
+	for i, a := range amounts {
+		texts[i] = a.String()
 	}
 	b.Queue(`
 		UPDATE accounts a SET won_count = a.won_count + w.n, won_total = a.won_total + w.total, updated_at = now()
 		FROM (SELECT id, count(*) AS n, sum(amount) AS total
-		      FROM unnest($1::uuid[], $2::numeric[]) AS t(id, amount) GROUP BY id) w
-		WHERE a.id = w.id`, ids, amounts)
+		      FROM unnest($1::uuid[], $2::text[]::numeric[]) AS t(id, amount) GROUP BY id) w
+		WHERE a.id = w.id`, ids, texts)
 }
 
 // SetStatus sets the account's status through q and returns the previous one.

@@ -1,16 +1,26 @@
 package db
 
 import (
+	"encoding/json"
+
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/ctrader/ctrader/internal/jsonvalue"
 )
 
-// registerTypes teaches a connection's type map to send uuid.UUID as the
-// sixteen bytes it is. Without it pgx goes through the type's driver.Valuer:
-// a string, a failed binary encoding, a parse back, for every value and every
-// element of a uuid array.
+// registerTypes teaches a connection's type map two things. It sends
+// uuid.UUID as the sixteen bytes it is: without that pgx goes through the
+// type's driver.Valuer, a string, a failed binary encoding, a parse back, for
+// every value and every element of a uuid array. And it reads json and jsonb
+// numbers as json.Number, so a payload's 64-bit id or long decimal comes back
+// with every digit instead of rounded through float64.
 func registerTypes(m *pgtype.Map) {
 	m.TryWrapEncodePlanFuncs = append([]pgtype.TryWrapEncodePlanFunc{tryWrapUUIDEncodePlan}, m.TryWrapEncodePlanFuncs...)
+	m.RegisterType(&pgtype.Type{Name: "json", OID: pgtype.JSONOID,
+		Codec: &pgtype.JSONCodec{Marshal: json.Marshal, Unmarshal: jsonvalue.Decode}})
+	m.RegisterType(&pgtype.Type{Name: "jsonb", OID: pgtype.JSONBOID,
+		Codec: &pgtype.JSONBCodec{Marshal: json.Marshal, Unmarshal: jsonvalue.Decode}})
 }
 
 func tryWrapUUIDEncodePlan(value any) (pgtype.WrappedEncodePlanNextSetter, any, bool) {

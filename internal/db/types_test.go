@@ -2,6 +2,7 @@ package db_test
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 
 	"github.com/google/uuid"
@@ -54,4 +55,21 @@ func BenchmarkUUIDArrayEncoding(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// JSON numbers are read back with every digit, as json.Number.
+func TestJSONNumbersAreExact(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.Pool(t, dbtest.EmptyURL(t))
+	ctx := context.Background()
+
+	var b, j map[string]any
+	err := pool.QueryRow(ctx, `SELECT '{"n": 9007199254740993, "d": 12345678901234567.89}'::jsonb, '{"n": 18446744073709551615}'::json`).Scan(&b, &j)
+	require.NoError(t, err)
+	require.Equal(t, map[string]any{"n": json.Number("9007199254740993"), "d": json.Number("12345678901234567.89")}, b)
+	require.Equal(t, map[string]any{"n": json.Number("18446744073709551615")}, j)
+
+	var text string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT $1::jsonb::text`, b).Scan(&text))
+	require.Equal(t, `{"d": 12345678901234567.89, "n": 9007199254740993}`, text)
 }

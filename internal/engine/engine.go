@@ -13,9 +13,11 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ctrader/ctrader/internal/account"
+	"github.com/ctrader/ctrader/internal/decimal"
 	"github.com/ctrader/ctrader/internal/evaluation"
 	"github.com/ctrader/ctrader/internal/event"
 	"github.com/ctrader/ctrader/internal/jobs"
+	"github.com/ctrader/ctrader/internal/jsonvalue"
 	"github.com/ctrader/ctrader/internal/metrics"
 	"github.com/ctrader/ctrader/internal/rule"
 	"github.com/ctrader/ctrader/internal/webhook"
@@ -58,16 +60,18 @@ type subject struct {
 	event   *event.Event // nil for scheduled and manual evaluations
 }
 
+// accountVar and eventVar build what conditions see. CEL has no exact
+// decimals: the won total and JSON numbers become the nearest float64.
 func accountVar(a *account.Account) rule.Account {
 	return rule.Account{ID: a.ID.String(), Name: a.Name, Status: a.Status, WonCount: a.WonCount,
-		WonTotal: a.WonTotal, Metadata: a.Metadata, CreatedAt: a.CreatedAt}
+		WonTotal: a.WonTotal.Float64(), Metadata: jsonvalue.PlainObject(a.Metadata), CreatedAt: a.CreatedAt}
 }
 
 func eventVar(e *event.Event) rule.Event {
 	if e == nil {
 		return rule.Event{Payload: map[string]any{}}
 	}
-	v := rule.Event{ID: e.ID.String(), Type: e.Type, Payload: e.Payload, OccurredAt: e.OccurredAt,
+	v := rule.Event{ID: e.ID.String(), Type: e.Type, Payload: jsonvalue.PlainObject(e.Payload), OccurredAt: e.OccurredAt,
 		AccountID: e.AccountID.String(), Depth: e.Depth}
 	if e.CausationID != nil {
 		v.CausationID = e.CausationID.String()
@@ -112,7 +116,7 @@ func (e *Engine) ProcessEvents(ctx context.Context, tx pgx.Tx, inserter jobs.Ins
 	rulesByType := make(map[string][]*rule.Rule)
 	var (
 		wonAccounts []uuid.UUID
-		wonAmounts  []float64
+		wonAmounts  []decimal.Decimal
 		batch       []*pending
 	)
 	for _, ev := range todo {
@@ -121,12 +125,12 @@ func (e *Engine) ProcessEvents(ctx context.Context, tx pgx.Tx, inserter jobs.Ins
 			return fmt.Errorf("event %s: %w", ev.ID, account.ErrNotFound)
 		}
 		if ev.Type == event.TypeWon && !ev.WonApplied {
-			amount, ok := ev.Payload["amount"].(float64)
+			amount, ok := jsonvalue.Amount(ev.Payload["amount"])
 			if !ok {
 				return fmt.Errorf("won event %s has no numeric amount", ev.ID)
 			}
 			acct.WonCount++
-			acct.WonTotal += amount
+			acct.WonTotal = acct.WonTotal.Add(amount)
 			wonAccounts = append(wonAccounts, acct.ID)
 			wonAmounts = append(wonAmounts, amount)
 		}
@@ -223,6 +227,7 @@ func (e *Engine) match(ctx context.Context, subjects []subject, trigger string, 
 	out := make([]*pending, 0, len(subjects))
 	acts := false
 	accountVars := make(map[uuid.UUID]rule.Account)
+	eventVars := make(map[*event.Event]rule.Event)
 	for _, s := range subjects {
 		id, err := uuid.NewV7()
 		if err != nil {
@@ -233,7 +238,12 @@ func (e *Engine) match(ctx context.Context, subjects []subject, trigger string, 
 			av = accountVar(s.account)
 			accountVars[s.account.ID] = av
 		}
-		vars := &rule.Vars{Event: eventVar(s.event), Account: av, Now: now}
+		evv, ok := eventVars[s.event]
+		if !ok {
+			evv = eventVar(s.event)
+			eventVars[s.event] = evv
+		}
+		vars := &rule.Vars{Event: evv, Account: av, Now: now}
 		ev := &evaluation.Evaluation{
 			ID: id, RuleID: s.rule.ID, RuleVersion: s.rule.Version, AccountID: s.account.ID,
 			Trigger: trigger, RunID: runID, StartedAt: time.Now().UTC(), Actions: []evaluation.ActionResult{},

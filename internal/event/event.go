@@ -7,9 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"regexp"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -20,6 +18,7 @@ import (
 	"github.com/ctrader/ctrader/internal/db"
 	"github.com/ctrader/ctrader/internal/idempotency"
 	"github.com/ctrader/ctrader/internal/jobs"
+	"github.com/ctrader/ctrader/internal/jsonvalue"
 	"github.com/ctrader/ctrader/internal/page"
 )
 
@@ -42,6 +41,10 @@ const (
 	MaxPayloadBytes = 32 * 1024 // encoded JSON, per event
 	MaxBatch        = 1000
 	MaxFutureSkew   = 24 * time.Hour // occurred_at may be at most this far ahead
+	// A won amount has at most this many digits before and after the point;
+	// Postgres adds amounts exactly whatever their size, this keeps them sane.
+	MaxAmountIntegerDigits  = 30
+	MaxAmountFractionDigits = 20
 )
 
 // TypePattern is what an event type may look like: "won", "account.created",
@@ -98,43 +101,26 @@ func (in *Input) Validate(prefix string, now time.Time) []apperr.FieldError {
 	if in.Payload == nil {
 		in.Payload = map[string]any{}
 	}
-	if hasNUL(in.Payload) {
-		bad("payload", `must not contain the NUL character (\u0000)`, nil)
+	if msg := jsonvalue.Check(in.Payload); msg != "" {
+		bad("payload", msg, nil)
 	}
 	if in.Type == TypeWon {
-		switch amount, ok := in.Payload["amount"].(float64); {
-		case !ok:
-			bad("payload.amount", "a won event needs a numeric amount", in.Payload["amount"])
-		case math.IsInf(amount, 0) || math.IsNaN(amount):
-			bad("payload.amount", "must be a finite number", nil)
+		v := in.Payload["amount"]
+		amount, ok := jsonvalue.Amount(v)
+		integer, fraction := amount.Digits()
+		_, isNumber := v.(json.Number)
+		switch {
+		case !ok && !isNumber:
+			bad("payload.amount", "a won event needs a numeric amount", v)
+		case !ok || integer > MaxAmountIntegerDigits || fraction > MaxAmountFractionDigits:
+			bad("payload.amount", fmt.Sprintf("must have at most %d digits before the point and %d after",
+				MaxAmountIntegerDigits, MaxAmountFractionDigits), nil)
 		}
 	}
 	if in.OccurredAt != nil && in.OccurredAt.After(now.Add(MaxFutureSkew)) {
 		bad("occurred_at", "must not be more than 24 hours in the future", in.OccurredAt)
 	}
 	return fields
-}
-
-// hasNUL reports whether v, a decoded JSON value, has a NUL character in a
-// string or key: Postgres cannot store one in jsonb.
-func hasNUL(v any) bool {
-	switch v := v.(type) {
-	case string:
-		return strings.ContainsRune(v, 0)
-	case map[string]any:
-		for k, e := range v {
-			if strings.ContainsRune(k, 0) || hasNUL(e) {
-				return true
-			}
-		}
-	case []any:
-		for _, e := range v {
-			if hasNUL(e) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // PayloadTooLarge reports whether the encoded payload is over MaxPayloadBytes.
@@ -192,7 +178,7 @@ func (s *Service) Ingest(ctx context.Context, inputs []Input, location func(i in
 			}
 			if stored != nil {
 				replayed = true
-				return json.Unmarshal(stored, &events)
+				return jsonvalue.Decode(stored, &events)
 			}
 		}
 		// One event's account is checked by the foreign key, which saves a

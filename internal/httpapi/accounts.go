@@ -19,7 +19,7 @@ type Account struct {
 	Status      string         `json:"status" doc:"pending until the account job has provisioned it, then active; rules may set other statuses" example:"active"`
 	Metadata    map[string]any `json:"metadata" doc:"Free-form JSON object given at creation"`
 	WonCount    int64          `json:"won_count" doc:"Number of won events applied to the account"`
-	WonTotal    float64        `json:"won_total" doc:"Sum of their payload.amount"`
+	WonTotal    Decimal        `json:"won_total" doc:"Sum of their payload.amount, exactly: written with every digit, never rounded to a float64"`
 	CreatedAt   time.Time      `json:"created_at"`
 	UpdatedAt   time.Time      `json:"updated_at"`
 	ActivatedAt *time.Time     `json:"activated_at,omitempty" doc:"When the account was provisioned; absent while pending"`
@@ -32,7 +32,7 @@ func toAccount(a *account.Account) Account {
 		Status:      a.Status,
 		Metadata:    a.Metadata,
 		WonCount:    a.WonCount,
-		WonTotal:    a.WonTotal,
+		WonTotal:    Decimal{a.WonTotal},
 		CreatedAt:   a.CreatedAt,
 		UpdatedAt:   a.UpdatedAt,
 		ActivatedAt: a.ActivatedAt,
@@ -54,7 +54,7 @@ var opCreateAccount = huma.Operation{
 type createAccountInput struct {
 	Body struct {
 		Name     string         `json:"name" minLength:"1" maxLength:"200" doc:"Display name; surrounding white space is trimmed" example:"John Doe"`
-		Metadata map[string]any `json:"metadata,omitempty" doc:"Free-form JSON object, at most 16 KiB encoded"`
+		Metadata map[string]any `json:"metadata,omitempty" doc:"Free-form JSON object, at most 16 KiB encoded and 32 levels deep"`
 	}
 }
 

@@ -49,6 +49,7 @@ type Deps struct {
 func Config() huma.Config {
 	cfg := huma.DefaultConfig("ctrader", APIVersion)
 	cfg.CreateHooks = nil
+	cfg.Formats = map[string]huma.Format{"application/json": jsonFormat, "json": jsonFormat}
 	cfg.DocsPath = ""
 	cfg.SchemasPath = ""
 	cfg.OpenAPIPath = "/openapi"
@@ -82,7 +83,7 @@ func Register(api huma.API, d Deps) {
 	if h.Logger == nil {
 		h.Logger = slog.New(slog.DiscardHandler)
 	}
-	api.UseMiddleware(h.guard(api))
+	api.UseMiddleware(h.guard(api), holdStatus)
 
 	huma.Register(api, opHealthz, h.healthz)
 	huma.Register(api, opReadyz, h.readyz)

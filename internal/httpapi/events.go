@@ -18,7 +18,7 @@ type Event struct {
 	ID            string         `json:"id" format:"uuid" doc:"Event id (a UUIDv7)"`
 	AccountID     string         `json:"account_id" format:"uuid"`
 	Type          string         `json:"type" example:"won"`
-	Payload       map[string]any `json:"payload" doc:"The JSON object posted with the event"`
+	Payload       map[string]any `json:"payload" doc:"The JSON object posted with the event, its numbers exactly as sent"`
 	OccurredAt    time.Time      `json:"occurred_at" doc:"When it happened, as the client said; defaults to when it was received"`
 	ReceivedAt    time.Time      `json:"received_at"`
 	Status        string         `json:"status" enum:"pending,processed,failed" doc:"pending until every matching rule has been evaluated"`
@@ -45,7 +45,7 @@ func toEvent(e *event.Event) Event {
 type EventInput struct {
 	AccountID  string         `json:"account_id" format:"uuid" doc:"The account the event is about"`
 	Type       string         `json:"type" minLength:"1" maxLength:"100" pattern:"^[A-Za-z0-9][A-Za-z0-9_.:-]*$" doc:"Event type; won events must carry a numeric payload.amount" example:"won"`
-	Payload    map[string]any `json:"payload,omitempty" doc:"JSON object, at most 32 KiB encoded" example:"{\"amount\": 1500}"`
+	Payload    map[string]any `json:"payload,omitempty" doc:"JSON object, at most 32 KiB encoded and 32 levels deep; numbers are kept exactly as sent" example:"{\"amount\": 1500}"`
 	OccurredAt *time.Time     `json:"occurred_at,omitempty" doc:"RFC 3339 time; defaults to now; at most 24 hours ahead"`
 }
 

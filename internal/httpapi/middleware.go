@@ -93,9 +93,7 @@ func observe(logger *slog.Logger, next http.Handler) http.Handler {
 				logger.ErrorContext(ctx, "handler panicked",
 					slog.String("request_id", id), slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
 				if rec.status == 0 {
-					w.Header().Set("Content-Type", "application/problem+json")
-					rec.WriteHeader(http.StatusInternalServerError)
-					_, _ = rec.Write([]byte(`{"type":"` + ProblemTypePrefix + `internal","title":"Internal Server Error","status":500,"code":"internal","request_id":"` + id + `"}`))
+					writeProblem(rec, newProblem(ctx, http.StatusInternalServerError, "internal error", nil))
 				}
 			}
 			level := slog.LevelInfo

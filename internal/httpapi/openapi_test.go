@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"testing"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctrader/ctrader/internal/httpapi"
+	"github.com/ctrader/ctrader/internal/jsonvalue"
 )
 
 // The committed spec is what clients generate SDKs from: it must be exactly
@@ -48,4 +50,20 @@ func TestSpecIsValidForGenerators(t *testing.T) {
 			require.NotEmpty(t, op.Summary, "%s %s needs a summary", method, path)
 		}
 	}
+}
+
+// The nesting limit is written out in field docs and the README; they must
+// say what the code enforces.
+func TestNestingLimitIsDocumented(t *testing.T) {
+	t.Parallel()
+	levels := fmt.Sprintf("%d levels deep", jsonvalue.MaxDepth)
+	schemas := httpapi.Describe().OpenAPI().Components.Schemas.Map()
+	for schema, field := range map[string]string{
+		"EventInput": "payload", "CreateAccountInputBody": "metadata", "RuleAction": "payload",
+	} {
+		require.Contains(t, schemas[schema].Properties[field].Description, levels, schema)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	require.Contains(t, string(readme), fmt.Sprintf("may nest at most\n  %d levels", jsonvalue.MaxDepth))
 }

@@ -98,6 +98,14 @@ func newProblem(ctx context.Context, status int, detail string, details []*huma.
 	return p
 }
 
+// writeProblem answers p outside Huma (a recovered panic), as Huma would.
+func writeProblem(w http.ResponseWriter, p *Problem) {
+	b, _ := json.Marshal(p) // a Problem always encodes
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(p.Status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
 func init() {
 	// Huma builds its own errors (validation, malformed JSON, body too large)
 	// through these hooks; make them problem documents like ours. A 5xx never

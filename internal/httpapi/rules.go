@@ -16,7 +16,7 @@ import (
 type RuleAction struct {
 	Type        string         `json:"type" enum:"emit_event,set_account_status,webhook" doc:"emit_event posts a follow-up event for the same account; set_account_status changes the account's status; webhook delivers a signed message to a webhook endpoint"`
 	EventType   string         `json:"event_type,omitempty" maxLength:"100" doc:"emit_event: the follow-up event's type" example:"vip_candidate"`
-	Payload     map[string]any `json:"payload,omitempty" doc:"emit_event: a static payload"`
+	Payload     map[string]any `json:"payload,omitempty" doc:"emit_event: a static payload, at most 32 KiB encoded and 32 levels deep"`
 	PayloadExpr string         `json:"payload_expr,omitempty" maxLength:"4096" doc:"emit_event: a CEL expression over event, account and now that returns the payload object, instead of payload" example:"{'amount': event.payload.amount}"`
 	Status      string         `json:"status,omitempty" maxLength:"32" doc:"set_account_status: the new status" example:"vip"`
 	EndpointID  string         `json:"endpoint_id,omitempty" maxLength:"64" doc:"webhook: the id of a webhook endpoint"`

@@ -240,7 +240,11 @@ func TestNULCharactersAreRefused(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := requireProblem(t, b.do(t, tt.method, tt.path, "application/json", tt.body), http.StatusUnprocessableEntity, "invalid")
-			require.Contains(t, p.Detail, "NUL")
+			said := p.Detail
+			for _, e := range p.Errors {
+				said += "; " + e.Message
+			}
+			require.Contains(t, said, "NUL")
 		})
 	}
 	require.Equal(t, 1, count(t, b.pool, "rules"))

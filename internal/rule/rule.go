@@ -26,6 +26,7 @@ import (
 	"github.com/ctrader/ctrader/internal/evaluation"
 	"github.com/ctrader/ctrader/internal/event"
 	"github.com/ctrader/ctrader/internal/jobs"
+	"github.com/ctrader/ctrader/internal/jsonvalue"
 	"github.com/ctrader/ctrader/internal/page"
 	"github.com/ctrader/ctrader/internal/patch"
 	"github.com/ctrader/ctrader/internal/webhook"
@@ -194,11 +195,13 @@ func checkAction(a *Action, location string) []apperr.FieldError {
 		if a.Payload != nil && a.PayloadExpr != "" {
 			bad("", "give payload or payload_expr, not both", nil)
 		}
-		if b, _ := json.Marshal(a.Payload); len(b) > event.MaxPayloadBytes {
+		if msg := jsonvalue.Check(a.Payload); msg != "" {
+			bad(".payload", msg, nil)
+		} else if b, _ := json.Marshal(a.Payload); len(b) > event.MaxPayloadBytes {
 			bad(".payload", fmt.Sprintf("must encode to at most %d bytes of JSON", event.MaxPayloadBytes), nil)
 		}
 		if a.EventType == event.TypeWon && a.PayloadExpr == "" {
-			if _, ok := a.Payload["amount"].(float64); !ok {
+			if _, ok := jsonvalue.Amount(a.Payload["amount"]); !ok {
 				bad(".payload.amount", "a won event needs a numeric amount", nil)
 			}
 		}

@@ -2,6 +2,8 @@ package worker_test
 
 import (
 	"context"
+	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -149,7 +151,7 @@ func TestEventsWorkerRunTwiceActsOnce(t *testing.T) {
 
 	got := getAccount(t, b, a.ID)
 	require.Equal(t, int64(1), got.WonCount, "the amount is added once")
-	require.Equal(t, 1500.0, got.WonTotal)
+	require.Equal(t, "1500", got.WonTotal.String())
 	require.Equal(t, 1, countRows(t, b, `SELECT count(*) FROM events WHERE id = $1 AND won_applied_at IS NOT NULL`, ev.ID))
 
 	evals := evaluationsOf(t, b, ev.ID)
@@ -354,7 +356,7 @@ func TestLoopGuardEndToEnd(t *testing.T) {
 	for d, p := range chain {
 		require.Equal(t, d, p.depth)
 		require.Equal(t, event.StatusProcessed, p.status)
-		require.Equal(t, float64(d), p.payload["n"])
+		require.Equal(t, json.Number(strconv.Itoa(d)), p.payload["n"], "read back as stored")
 		if d == 0 {
 			require.Equal(t, root.ID, *p.id)
 			require.Nil(t, p.causation)
@@ -563,11 +565,11 @@ func TestEventsWorkerProcessesABatchInOrder(t *testing.T) {
 	got := getAccount(t, b, john.ID)
 	require.Equal(t, "regular", got.Status)
 	require.Equal(t, int64(3), got.WonCount)
-	require.Equal(t, 600.0, got.WonTotal)
+	require.Equal(t, "600", got.WonTotal.String())
 	got = getAccount(t, b, jane.ID)
 	require.Equal(t, account.StatusActive, got.Status)
 	require.Equal(t, int64(1), got.WonCount)
-	require.Equal(t, 5.0, got.WonTotal)
+	require.Equal(t, "5", got.WonTotal.String())
 	for _, ev := range evs {
 		require.Equal(t, event.StatusProcessed, getEvent(t, b, ev.ID).Status)
 	}
@@ -603,7 +605,7 @@ func TestJobsOfEarlierVersionsAreWorked(t *testing.T) {
 
 	got := getAccount(t, b, a.ID)
 	require.Equal(t, int64(2), got.WonCount)
-	require.Equal(t, 1100.0, got.WonTotal)
+	require.Equal(t, "1100", got.WonTotal.String())
 	for _, ev := range []*event.Event{won, applied} {
 		require.Equal(t, event.StatusProcessed, getEvent(t, b, ev.ID).Status)
 		require.Len(t, evaluationsOf(t, b, ev.ID), 1)
