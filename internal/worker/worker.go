@@ -89,6 +89,8 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, opts Options) (*river.Cl
 		river.AddWorker(workers, &earlierWorker[jobs.EventWon]{pool: pool, engine: opts.Engine})
 		river.AddWorker(workers, &earlierWorker[jobs.EventEvaluate]{pool: pool, engine: opts.Engine})
 		river.AddWorker(workers, &ScheduleWorker{pool: pool})
+		river.AddWorker(workers, &ScheduleTickWorker{pool: pool, interval: opts.RulesInterval, now: time.Now,
+			logger: logger.With(slog.String("component", "schedule"))})
 		river.AddWorker(workers, &FanOutWorker{pool: pool})
 		river.AddWorker(workers, &EvaluateAccountsWorker{pool: pool, engine: opts.Engine})
 		river.AddWorker(workers, &IdempotencyCleanupWorker{pool: pool})
@@ -133,12 +135,14 @@ func periodicJobs(rulesInterval, vacuumInterval time.Duration) []*river.Periodic
 			&river.PeriodicJobOpts{ID: "vacuum"}))
 	}
 	if rulesInterval > 0 {
-		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(rulesInterval),
+		// A tick at every window boundary, and one when a process becomes
+		// leader; the tick schedules each window once, including windows
+		// missed while no leader ran (see ScheduleTickWorker).
+		periodic = append(periodic, river.NewPeriodicJob(WindowSchedule(rulesInterval),
 			func() (river.JobArgs, *river.InsertOpts) {
-				// The window a run belongs to; the job is unique per window.
-				return jobs.RulesSchedule{WindowStart: time.Now().UTC().Truncate(rulesInterval)}, nil
+				return jobs.RulesScheduleTick{At: time.Now().UTC(), Interval: rulesInterval}, nil
 			},
-			&river.PeriodicJobOpts{ID: "rules_schedule", RunOnStart: true}))
+			&river.PeriodicJobOpts{ID: "rules_schedule_tick", RunOnStart: true}))
 	}
 	return periodic
 }
