@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
@@ -52,7 +55,9 @@ type Options struct {
 	VacuumInterval time.Duration
 	// RulesInterval is the period of scheduled rule evaluation; 0 disables it.
 	RulesInterval time.Duration
-	// ID names this client in River's tables; empty lets River pick one.
+	// ID names this client in River's tables and in its heartbeats; empty
+	// picks a new one (NewClientID) for a client that works jobs, and lets
+	// River pick one otherwise.
 	ID string
 	// Metrics, when set, records every job's outcome, run time and queue
 	// latency.
@@ -74,6 +79,9 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, opts Options) (*river.Cl
 		Middleware: []rivertype.Middleware{&traceMiddleware{logger: logger.With(slog.String("component", "worker"))}},
 	}
 	if opts.Work {
+		if cfg.ID == "" {
+			cfg.ID = NewClientID()
+		}
 		if opts.Concurrency < 1 {
 			return nil, errors.New("concurrency must be at least 1")
 		}
@@ -120,6 +128,22 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, opts Options) (*river.Cl
 		return nil, fmt.Errorf("river client: %w", err)
 	}
 	return client, nil
+}
+
+// NewClientID returns a River client id that no other process has used: the
+// host name (as River's default id has it) and a random suffix. River's
+// default adds the start time instead, which two processes on one host can
+// share; a heartbeat must never speak for two processes.
+func NewClientID() string {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "unknown_host"
+	}
+	host = strings.ReplaceAll(host, ".", "_")
+	if len(host) > 60 {
+		host = host[:60]
+	}
+	return host + "_" + strings.ReplaceAll(uuid.NewString(), "-", "")[:16]
 }
 
 // periodicJobs are scheduled by whichever process holds River's leadership.
