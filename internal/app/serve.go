@@ -26,6 +26,7 @@ import (
 	"github.com/ctrader/ctrader/internal/evaluation"
 	"github.com/ctrader/ctrader/internal/event"
 	"github.com/ctrader/ctrader/internal/httpapi"
+	"github.com/ctrader/ctrader/internal/liveness"
 	"github.com/ctrader/ctrader/internal/logging"
 	"github.com/ctrader/ctrader/internal/metrics"
 	"github.com/ctrader/ctrader/internal/ratelimit"
@@ -268,8 +269,22 @@ func (p *process) run(ctx context.Context, addr string, handler http.Handler, st
 	if p.cfg.PprofAddr != "" {
 		go servePprof(baseCtx, p.cfg.PprofAddr, p.logger)
 	}
+	// The first heartbeat is recorded before River fetches any job, and the
+	// heartbeats continue until River has stopped, so a job of this process
+	// is never taken for a dead process's.
+	heartbeat, err := liveness.Start(baseCtx, p.pool, liveness.Options{
+		ClientID:  p.river.ID(),
+		Interval:  p.cfg.HeartbeatInterval,
+		DeadAfter: p.cfg.ProcessDeadAfter,
+		Logger:    p.logger.With(slog.String("component", "liveness")),
+	})
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("start heartbeat: %w", err)
+	}
 	if err := p.river.Start(baseCtx); err != nil {
 		ln.Close()
+		p.stopHeartbeat(ctx, heartbeat)
 		return fmt.Errorf("start river: %w", err)
 	}
 
@@ -298,9 +313,21 @@ func (p *process) run(ctx context.Context, addr string, handler http.Handler, st
 			p.logger.Warn("river did not stop", logging.ErrorAttr(err))
 		}
 	}
+	p.stopHeartbeat(ctx, heartbeat)
 	cancelBase()
 	p.logger.Info("stopped")
 	return runErr
+}
+
+// stopHeartbeat ends this process's heartbeats and deletes its row, once its
+// jobs are stopped. Should the delete fail, the row goes stale and others
+// find no job of this process to retry.
+func (p *process) stopHeartbeat(ctx context.Context, h *liveness.Heartbeat) {
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if err := h.Stop(stopCtx, p.pool); err != nil {
+		p.logger.Warn("heartbeat row not deleted", logging.ErrorAttr(err))
+	}
 }
 
 // servePprof serves Go's profiles on a loopback address until ctx ends.

@@ -34,6 +34,8 @@ type Config struct {
 	ShutdownTimeout     time.Duration
 	JobTimeout          time.Duration
 	JobRescueAfter      time.Duration
+	HeartbeatInterval   time.Duration
+	ProcessDeadAfter    time.Duration
 	QueueConcurrency    map[string]int
 	FetchCooldown       time.Duration
 	FetchPollInterval   time.Duration
@@ -274,8 +276,14 @@ func Vars() []Var {
 			Usage: "longest a single job may run before its context is cancelled",
 			set:   durationSetter(func(c *Config) *time.Duration { return &c.JobTimeout })},
 		{Env: "JOB_RESCUE_AFTER", Flag: "job-rescue-after", Default: "1m", Group: Server,
-			Usage: "jobs left running by a process that died are retried after this (must exceed JOB_TIMEOUT)",
+			Usage: "jobs left running by a process that died without a heartbeat row (an earlier version) are retried after this (must exceed JOB_TIMEOUT)",
 			set:   durationSetter(func(c *Config) *time.Duration { return &c.JobRescueAfter })},
+		{Env: "PROCESS_HEARTBEAT_INTERVAL", Flag: "process-heartbeat-interval", Default: "2s", Group: Server,
+			Usage: "how often a working process records that it is alive and retries the jobs of dead processes",
+			set:   durationSetter(func(c *Config) *time.Duration { return &c.HeartbeatInterval })},
+		{Env: "PROCESS_DEAD_AFTER", Flag: "process-dead-after", Default: "10s", Group: Server,
+			Usage: "a process silent this long is dead and the jobs it left running are retried at once (at least five PROCESS_HEARTBEAT_INTERVALs)",
+			set:   durationSetter(func(c *Config) *time.Duration { return &c.ProcessDeadAfter })},
 	}
 }
 
@@ -369,6 +377,9 @@ func (c *Config) validate(groups Group) error {
 	}
 	if c.JobRescueAfter <= c.JobTimeout {
 		return fmt.Errorf("JOB_RESCUE_AFTER (%s) must be longer than JOB_TIMEOUT (%s)", c.JobRescueAfter, c.JobTimeout)
+	}
+	if c.ProcessDeadAfter < 5*c.HeartbeatInterval {
+		return fmt.Errorf("PROCESS_DEAD_AFTER (%s) must be at least five PROCESS_HEARTBEAT_INTERVALs (%s)", c.ProcessDeadAfter, c.HeartbeatInterval)
 	}
 	if (c.UIUser == "") != (c.UIPassword == "") {
 		return errors.New("UI_USER and UI_PASSWORD go together")

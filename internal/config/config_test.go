@@ -24,6 +24,8 @@ func TestFlagWinsOverEnvironmentOverDefault(t *testing.T) {
 	require.Equal(t, 7, cfg.WorkerConcurrency, "flag")
 	require.Equal(t, 2*time.Second, cfg.ShutdownTimeout, "environment")
 	require.Equal(t, ":8000", cfg.HTTPAddr, "default")
+	require.Equal(t, 2*time.Second, cfg.HeartbeatInterval, "default")
+	require.Equal(t, 10*time.Second, cfg.ProcessDeadAfter, "default")
 	require.Equal(t, []string{"extra"}, rest)
 }
 
@@ -75,6 +77,8 @@ func TestBadSettingsAreRefused(t *testing.T) {
 		{map[string]string{"FETCH_COOLDOWN": "0s"}, "invalid FETCH_COOLDOWN"},
 		{map[string]string{"DATABASE_MAX_CONNS": "1"}, "invalid DATABASE_MAX_CONNS"},
 		{map[string]string{"UI_USER": "ops"}, "UI_USER and UI_PASSWORD go together"},
+		{map[string]string{"PROCESS_DEAD_AFTER": "8s"}, "PROCESS_DEAD_AFTER (8s) must be at least five PROCESS_HEARTBEAT_INTERVALs (2s)"},
+		{map[string]string{"PROCESS_HEARTBEAT_INTERVAL": "0s"}, "invalid PROCESS_HEARTBEAT_INTERVAL"},
 		{map[string]string{"METRICS_PASSWORD": "x"}, "METRICS_USER and METRICS_PASSWORD go together"},
 	}
 	for _, tt := range tests {

@@ -107,7 +107,7 @@ func (EventEvaluate) InsertOpts() river.InsertOpts {
 
 // RulesSchedule starts the scheduled evaluation of one window: it fans out
 // EvaluateAccounts jobs over pages of provisioned accounts. It is unique by
-// window, so restarts and several processes never schedule a window twice.
+// window; RulesScheduleTick inserts it once per window.
 type RulesSchedule struct {
 	WindowStart time.Time `json:"window_start" river:"unique"`
 }
@@ -118,6 +118,26 @@ func (RulesSchedule) Kind() string { return "rules.schedule" }
 // InsertOpts makes the job unique per window for as long as River keeps it.
 func (RulesSchedule) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueRules, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+// RulesScheduleTick schedules every window of scheduled evaluation that is
+// due and not yet scheduled, each as one RulesSchedule job. The leader
+// inserts one at every window boundary and when it is elected.
+type RulesScheduleTick struct {
+	// At is when the leader's schedule fired, so a worker whose clock is
+	// behind the leader's still sees the window that fired as due.
+	At time.Time `json:"at"`
+	// Interval is the leader's RULES_EVAL_INTERVAL, so every process that
+	// works a tick cuts the same windows.
+	Interval time.Duration `json:"interval,omitzero"`
+}
+
+// Kind is the job's stable name.
+func (RulesScheduleTick) Kind() string { return "rules.schedule_tick" }
+
+// InsertOpts routes the job to the rules queue.
+func (RulesScheduleTick) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueRules}
 }
 
 // RulesFanOut evaluates rules against every provisioned account by inserting

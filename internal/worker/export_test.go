@@ -56,3 +56,9 @@ func NewVacuumWorker(pool *pgxpool.Pool) *VacuumWorker {
 func (w *EventsWorker) RunBatch(ctx context.Context, batch []*river.Job[jobs.EventsProcess]) error {
 	return w.runBatch(ctx, batch)
 }
+
+// NewScheduleTickWorker returns a tick worker for windows of interval that
+// reads the time from now.
+func NewScheduleTickWorker(pool *pgxpool.Pool, interval time.Duration, now func() time.Time, logger *slog.Logger) *ScheduleTickWorker {
+	return &ScheduleTickWorker{pool: pool, interval: interval, now: now, logger: logger}
+}

@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
@@ -52,7 +55,9 @@ type Options struct {
 	VacuumInterval time.Duration
 	// RulesInterval is the period of scheduled rule evaluation; 0 disables it.
 	RulesInterval time.Duration
-	// ID names this client in River's tables; empty lets River pick one.
+	// ID names this client in River's tables and in its heartbeats; empty
+	// picks a new one (NewClientID) for a client that works jobs, and lets
+	// River pick one otherwise.
 	ID string
 	// Metrics, when set, records every job's outcome, run time and queue
 	// latency.
@@ -74,6 +79,9 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, opts Options) (*river.Cl
 		Middleware: []rivertype.Middleware{&traceMiddleware{logger: logger.With(slog.String("component", "worker"))}},
 	}
 	if opts.Work {
+		if cfg.ID == "" {
+			cfg.ID = NewClientID()
+		}
 		if opts.Concurrency < 1 {
 			return nil, errors.New("concurrency must be at least 1")
 		}
@@ -89,6 +97,8 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, opts Options) (*river.Cl
 		river.AddWorker(workers, &earlierWorker[jobs.EventWon]{pool: pool, engine: opts.Engine})
 		river.AddWorker(workers, &earlierWorker[jobs.EventEvaluate]{pool: pool, engine: opts.Engine})
 		river.AddWorker(workers, &ScheduleWorker{pool: pool})
+		river.AddWorker(workers, &ScheduleTickWorker{pool: pool, interval: opts.RulesInterval, now: time.Now,
+			logger: logger.With(slog.String("component", "schedule"))})
 		river.AddWorker(workers, &FanOutWorker{pool: pool})
 		river.AddWorker(workers, &EvaluateAccountsWorker{pool: pool, engine: opts.Engine})
 		river.AddWorker(workers, &IdempotencyCleanupWorker{pool: pool})
@@ -120,6 +130,22 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, opts Options) (*river.Cl
 	return client, nil
 }
 
+// NewClientID returns a River client id that no other process has used: the
+// host name (as River's default id has it) and a random suffix. River's
+// default adds the start time instead, which two processes on one host can
+// share; a heartbeat must never speak for two processes.
+func NewClientID() string {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "unknown_host"
+	}
+	host = strings.ReplaceAll(host, ".", "_")
+	if len(host) > 60 {
+		host = host[:60]
+	}
+	return host + "_" + strings.ReplaceAll(uuid.NewString(), "-", "")[:16]
+}
+
 // periodicJobs are scheduled by whichever process holds River's leadership.
 func periodicJobs(rulesInterval, vacuumInterval time.Duration) []*river.PeriodicJob {
 	periodic := []*river.PeriodicJob{
@@ -133,12 +159,14 @@ func periodicJobs(rulesInterval, vacuumInterval time.Duration) []*river.Periodic
 			&river.PeriodicJobOpts{ID: "vacuum"}))
 	}
 	if rulesInterval > 0 {
-		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(rulesInterval),
+		// A tick at every window boundary, and one when a process becomes
+		// leader; the tick schedules each window once, including windows
+		// missed while no leader ran (see ScheduleTickWorker).
+		periodic = append(periodic, river.NewPeriodicJob(WindowSchedule(rulesInterval),
 			func() (river.JobArgs, *river.InsertOpts) {
-				// The window a run belongs to; the job is unique per window.
-				return jobs.RulesSchedule{WindowStart: time.Now().UTC().Truncate(rulesInterval)}, nil
+				return jobs.RulesScheduleTick{At: time.Now().UTC(), Interval: rulesInterval}, nil
 			},
-			&river.PeriodicJobOpts{ID: "rules_schedule", RunOnStart: true}))
+			&river.PeriodicJobOpts{ID: "rules_schedule_tick", RunOnStart: true}))
 	}
 	return periodic
 }
