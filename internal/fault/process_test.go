@@ -185,6 +185,8 @@ type logSink struct {
 	lines   []string
 	partial []byte
 	addrs   chan string
+	// clientID is the River client id the latest run logged at start.
+	clientID string
 }
 
 func (s *logSink) begin(marker string, addrs chan string) {
@@ -193,6 +195,7 @@ func (s *logSink) begin(marker string, addrs chan string) {
 	s.flushPartial()
 	s.lines = append(s.lines, marker)
 	s.addrs = addrs
+	s.clientID = ""
 }
 
 func (s *logSink) note(line string) {
@@ -222,18 +225,32 @@ func (s *logSink) Write(b []byte) (int, error) {
 		data = data[i+1:]
 		s.lines = append(s.lines, line)
 		var l struct {
-			Msg  string `json:"msg"`
-			Addr string `json:"addr"`
+			Msg      string `json:"msg"`
+			Addr     string `json:"addr"`
+			ClientID string `json:"client_id"`
 		}
-		if s.addrs != nil && json.Unmarshal([]byte(line), &l) == nil && l.Msg == "http server listening" {
+		if json.Unmarshal([]byte(line), &l) != nil {
+			continue
+		}
+		switch l.Msg {
+		case "http server listening":
 			select {
 			case s.addrs <- l.Addr:
 			default:
 			}
+		case "River client started":
+			s.clientID = l.ClientID
 		}
 	}
 	s.partial = append([]byte(nil), data...)
 	return len(b), nil
+}
+
+// riverClientID is the River client id of the latest run, from its log.
+func (s *logSink) riverClientID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.clientID
 }
 
 // count reports how many lines contain substr.
