@@ -51,6 +51,9 @@ const (
 // "trade:closed".
 var TypePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]*$`)
 
+// ErrNoEvents is returned when there is nothing to ingest.
+var ErrNoEvents = apperr.New(apperr.Invalid, "no events to ingest")
+
 // ErrNotFound is returned when no event has the given id.
 var ErrNotFound = apperr.New(apperr.NotFound, "event not found")
 
@@ -67,6 +70,9 @@ type Event struct {
 	FailureReason *string        `json:"failure_reason,omitempty"`
 	CausationID   *uuid.UUID     `json:"causation_id,omitempty"`
 	Depth         int            `json:"depth"`
+	// RootID is the posted event a chain of follow-ups started from; nil for
+	// posted events. Only QueueLock reads it.
+	RootID *uuid.UUID `json:"-"`
 	// WonApplied says a won event's amount is in its account's totals. Only
 	// QueueLock reads it.
 	WonApplied bool `json:"-"`
@@ -215,6 +221,9 @@ func (s *Service) Ingest(ctx context.Context, inputs []Input, location func(i in
 }
 
 func validate(inputs []Input, location func(i int) string, now time.Time) error {
+	if len(inputs) == 0 {
+		return ErrNoEvents
+	}
 	var invalid, tooLarge []apperr.FieldError
 	for i := range inputs {
 		invalid = append(invalid, inputs[i].Validate(location(i), now)...)

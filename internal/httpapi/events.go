@@ -9,6 +9,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/google/uuid"
 
+	"github.com/ctrader/ctrader/internal/apperr"
 	"github.com/ctrader/ctrader/internal/event"
 	"github.com/ctrader/ctrader/internal/idempotency"
 )
@@ -134,6 +135,10 @@ func (h *handlers) createEventBatch(ctx context.Context, in *createEventBatchInp
 	idem, err := idempotency.NewRequest(subjectOf(ctx), "events.batch", in.IdempotencyKey, in.Body)
 	if err != nil {
 		return nil, fail(ctx, h.Logger, err)
+	}
+	if len(in.Body.Events) == 0 { // null passes the schema's minItems
+		return nil, fail(ctx, h.Logger, apperr.InvalidFields("no events",
+			apperr.FieldError{Location: "body.events", Message: "must hold 1 to 1000 events"}))
 	}
 	inputs := make([]event.Input, len(in.Body.Events))
 	for i, e := range in.Body.Events {

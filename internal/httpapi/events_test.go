@@ -1,10 +1,13 @@
 package httpapi_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -694,4 +697,38 @@ func TestProblemsBoundWhatTheyEcho(t *testing.T) {
 	requireProblem(t, r, http.StatusUnprocessableEntity, "invalid")
 	require.NotContains(t, string(r.body), "pw-secret")
 	require.Zero(t, count(t, b.pool, "events"))
+}
+
+// A batch whose events are null or missing is the client's mistake (422);
+// it was a 500 ("no jobs to insert").
+func TestCreateEventBatchWithoutEvents(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for body, location := range map[string]string{`{"events": null}`: "body.events", `{"events": []}`: "body.events", `{}`: "body"} {
+		p := requireProblem(t, b.postJSON(t, "/v1/events/batch", body), http.StatusUnprocessableEntity, "invalid")
+		require.Contains(t, locations(p), location, body)
+	}
+	require.Zero(t, count(t, b.pool, "events"))
+}
+
+// A body that cannot be read as HTTP says it (400 malformed), rather than a
+// 500: here a chunked body whose chunk size is not hexadecimal.
+func TestMalformedChunkedBodyIsABadRequest(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for _, path := range []string{"/v1/events", "/v1/events/batch", "/v1/accounts"} {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(b.server.URL, "http://"))
+		require.NoError(t, err)
+		_, err = fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: ctrader\r\nContent-Type: application/json\r\n"+
+			"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\n{\"a\":\r\nzz\r\n", path)
+		require.NoError(t, err)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		conn.Close()
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode, "%s: %s", path, body)
+		require.Equal(t, "application/problem+json", resp.Header.Get("Content-Type"))
+		require.Contains(t, string(body), `"code":"malformed"`)
+	}
 }

@@ -106,6 +106,10 @@ func writeProblem(w http.ResponseWriter, p *Problem) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
+// humaBodyReadFailed is the message Huma gives a failure to read a request
+// body, with status 500.
+const humaBodyReadFailed = "cannot read request body"
+
 func init() {
 	// Huma builds its own errors (validation, malformed JSON, body too large)
 	// through these hooks; make them problem documents like ours. A 5xx never
@@ -114,6 +118,11 @@ func init() {
 		return newProblem(nil, status, msg, errorDetails(status, errs))
 	}
 	huma.NewErrorWithContext = func(hctx huma.Context, status int, msg string, errs ...error) huma.StatusError {
+		if status == http.StatusInternalServerError && msg == humaBodyReadFailed {
+			// A body that cannot be read (malformed chunking, a client that
+			// hung up mid-body) is the request's fault, not the server's.
+			status, msg = http.StatusBadRequest, "the request body could not be read"
+		}
 		var ctx context.Context
 		if hctx != nil {
 			ctx = hctx.Context()
