@@ -97,7 +97,7 @@ func startProcess(ctx context.Context, name string, args []string, getenv func(s
 		FetchPollInterval: cfg.FetchPollInterval,
 		JobTimeout:        cfg.JobTimeout,
 		RescueAfter:       cfg.JobRescueAfter,
-		Engine:            engine.New(compiler, cfg.MaxEventDepth, logger).WithMetrics(m),
+		Engine:            engine.New(compiler, cfg.MaxEventDepth, logger).WithCascadeLimit(cfg.MaxCascadeEvents).WithMetrics(m),
 		Webhooks:          sender,
 		WebhookTimeout:    cfg.WebhookTimeout,
 		RulesInterval:     cfg.RulesEvalInterval,

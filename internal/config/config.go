@@ -40,6 +40,7 @@ type Config struct {
 	FetchCooldown       time.Duration
 	FetchPollInterval   time.Duration
 	MaxEventDepth       int
+	MaxCascadeEvents    int
 	WebhookTimeout      time.Duration
 	WebhookAllowPrivate bool
 	WebhookAllowedCIDRs []netip.Prefix
@@ -154,6 +155,16 @@ func Vars() []Var {
 					return errors.New("must be a whole number from 0 to 100")
 				}
 				c.MaxEventDepth = n
+				return nil
+			}},
+		{Env: "MAX_CASCADE_EVENTS", Flag: "max-cascade-events", Default: "1000", Group: Server,
+			Usage: "most follow-up events one posted event may cause in all depths together; emits beyond it are skipped",
+			set: func(c *Config, v string) error {
+				n, err := strconv.Atoi(v)
+				if err != nil || n < 1 || n > 1_000_000 {
+					return errors.New("must be a whole number from 1 to 1000000")
+				}
+				c.MaxCascadeEvents = n
 				return nil
 			}},
 		{Env: "RULES_EVAL_INTERVAL", Flag: "rules-eval-interval", Default: "5m", Group: Server,

@@ -30,16 +30,25 @@ const DefaultMaxDepth = 8
 // triggering event is at the maximum depth.
 const SkippedDepthLimit = "depth_limit"
 
+// DefaultMaxCascade is how many follow-up events one posted event may cause
+// in all, at every depth together.
+const DefaultMaxCascade = 1000
+
+// SkippedCascadeLimit says an emit_event action was not taken because the
+// posted event its chain started from has caused the most follow-ups allowed.
+const SkippedCascadeLimit = "cascade_limit"
+
 // SkippedEndpointDisabled says a webhook action was not taken because its
 // endpoint is disabled or deleted.
 const SkippedEndpointDisabled = "endpoint_disabled"
 
 // Engine evaluates rules.
 type Engine struct {
-	compiler *rule.Compiler
-	maxDepth int
-	logger   *slog.Logger
-	metrics  *metrics.Metrics
+	compiler   *rule.Compiler
+	maxDepth   int
+	maxCascade int
+	logger     *slog.Logger
+	metrics    *metrics.Metrics
 }
 
 // WithMetrics makes the engine record evaluations and event latency in m.
@@ -48,9 +57,16 @@ func (e *Engine) WithMetrics(m *metrics.Metrics) *Engine {
 	return e
 }
 
+// WithCascadeLimit bounds the follow-up events of one posted event, at
+// every depth together, to n (DefaultMaxCascade unless set).
+func (e *Engine) WithCascadeLimit(n int) *Engine {
+	e.maxCascade = n
+	return e
+}
+
 // New returns an Engine. Events at maxDepth are evaluated but emit nothing.
 func New(compiler *rule.Compiler, maxDepth int, logger *slog.Logger) *Engine {
-	return &Engine{compiler: compiler, maxDepth: maxDepth, logger: logger}
+	return &Engine{compiler: compiler, maxDepth: maxDepth, maxCascade: DefaultMaxCascade, logger: logger}
 }
 
 // subject is one (rule, account, event) to evaluate.
@@ -320,6 +336,16 @@ func (e *Engine) act(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, p *
 				res.Error = err.Error()
 				break
 			}
+			if followUp.RootID != nil {
+				ok, err := event.ClaimFollowUp(ctx, tx, *followUp.RootID, e.maxCascade)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					res.Skipped = SkippedCascadeLimit
+					break
+				}
+			}
 			if err := event.Insert(ctx, tx, inserter, []*event.Event{followUp}); err != nil {
 				return err
 			}
@@ -369,7 +395,8 @@ func (e *Engine) followUp(ctx context.Context, p *pending, i int, a rule.Action)
 		return nil, err
 	}
 	if src := p.subject.event; src != nil {
-		followUp.CausationID = &src.ID
+		root := src.Root()
+		followUp.CausationID, followUp.RootID = &src.ID, &root
 		followUp.Depth = src.Depth + 1
 	}
 	return followUp, nil

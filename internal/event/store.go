@@ -2,9 +2,11 @@ package event
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -34,9 +36,9 @@ func Insert(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, events []*Ev
 	if len(events) == 1 {
 		e := events[0]
 		if _, err := tx.Exec(ctx, `
-			INSERT INTO events (id, account_id, type, payload, occurred_at, received_at, causation_id, depth)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			e.ID, e.AccountID, e.Type, e.Payload, e.OccurredAt, e.ReceivedAt, e.CausationID, e.Depth); err != nil {
+			INSERT INTO events (id, account_id, type, payload, occurred_at, received_at, causation_id, depth, root_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			e.ID, e.AccountID, e.Type, e.Payload, e.OccurredAt, e.ReceivedAt, e.CausationID, e.Depth, e.RootID); err != nil {
 			return fmt.Errorf("insert event: %w", err)
 		}
 		if _, err := inserter.InsertTx(ctx, tx, jobs.EventsProcess{EventIDs: []uuid.UUID{e.ID}}, nil); err != nil {
@@ -46,10 +48,10 @@ func Insert(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, events []*Ev
 	}
 	rows := make([][]any, len(events))
 	for i, e := range events {
-		rows[i] = []any{e.ID, e.AccountID, e.Type, e.Payload, e.OccurredAt, e.ReceivedAt, e.CausationID, e.Depth}
+		rows[i] = []any{e.ID, e.AccountID, e.Type, e.Payload, e.OccurredAt, e.ReceivedAt, e.CausationID, e.Depth, e.RootID}
 	}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"},
-		[]string{"id", "account_id", "type", "payload", "occurred_at", "received_at", "causation_id", "depth"},
+		[]string{"id", "account_id", "type", "payload", "occurred_at", "received_at", "causation_id", "depth", "root_id"},
 		pgx.CopyFromRows(rows)); err != nil {
 		return fmt.Errorf("copy events: %w", err)
 	}
@@ -129,12 +131,12 @@ func Get(ctx context.Context, q db.Querier, id uuid.UUID) (*Event, error) {
 // order they were received in; WonApplied is set.
 func QueueLock(b *pgx.Batch, ids []uuid.UUID, out *[]*Event) {
 	b.Queue(`
-		SELECT `+columns+`, won_applied_at IS NOT NULL FROM events
+		SELECT `+columns+`, won_applied_at IS NOT NULL, root_id FROM events
 		WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`, ids).Query(func(rows pgx.Rows) error {
 		events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Event, error) {
 			var e Event
 			err := r.Scan(&e.ID, &e.AccountID, &e.Type, &e.Payload, &e.OccurredAt, &e.ReceivedAt, &e.Status,
-				&e.ProcessedAt, &e.FailureReason, &e.CausationID, &e.Depth, &e.WonApplied)
+				&e.ProcessedAt, &e.FailureReason, &e.CausationID, &e.Depth, &e.WonApplied, &e.RootID)
 			return &e, err
 		})
 		if err != nil {
@@ -197,4 +199,43 @@ func MarkFailed(ctx context.Context, q db.Querier, ids []uuid.UUID, reason strin
 		return wrap("mark events failed", err)
 	}
 	return nil
+}
+
+// Root is the posted event e's chain started from: e itself when it was
+// posted.
+func (e *Event) Root() uuid.UUID {
+	if e.RootID != nil {
+		return *e.RootID
+	}
+	return e.ID
+}
+
+// ClaimFollowUp counts one more follow-up event of root's cascade in tx and
+// reports whether the cascade may have it: false once it has limit. The
+// count's row stays locked until tx ends; the events of one cascade are one
+// account's, whose row the caller holds anyway.
+func ClaimFollowUp(ctx context.Context, tx pgx.Tx, root uuid.UUID, limit int) (bool, error) {
+	var n int
+	err := tx.QueryRow(ctx, `
+		INSERT INTO event_cascades AS c (root_id, follow_ups) VALUES ($1, 1)
+		ON CONFLICT (root_id) DO UPDATE SET follow_ups = c.follow_ups + 1, updated_at = now()
+		WHERE c.follow_ups < $2
+		RETURNING follow_ups`, root, limit).Scan(&n)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, wrap("count follow-up event", err)
+	}
+	return n <= limit, nil
+}
+
+// DeleteSettledCascades forgets the follow-up counts of cascades that have
+// not grown for olderThan: their events were processed long ago.
+func DeleteSettledCascades(ctx context.Context, q db.Querier, olderThan time.Duration) (int64, error) {
+	tag, err := q.Exec(ctx, `DELETE FROM event_cascades WHERE updated_at < now() - $1::interval`, olderThan.String())
+	if err != nil {
+		return 0, wrap("delete settled cascades", err)
+	}
+	return tag.RowsAffected(), nil
 }

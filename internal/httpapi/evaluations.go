@@ -20,7 +20,7 @@ type ActionResult struct {
 	PreviousStatus string `json:"previous_status,omitempty" doc:"set_account_status: the status before"`
 	EndpointID     string `json:"endpoint_id,omitempty" format:"uuid" doc:"webhook: the endpoint"`
 	DeliveryID     string `json:"delivery_id,omitempty" format:"uuid" doc:"webhook: the delivery queued"`
-	Skipped        string `json:"skipped,omitempty" doc:"Why the action was not taken: depth_limit when the event is at the maximum depth, endpoint_disabled for a disabled webhook endpoint"`
+	Skipped        string `json:"skipped,omitempty" doc:"Why the action was not taken: depth_limit when the event is at the maximum depth, cascade_limit when the posted event its chain started from has caused the most follow-ups allowed, endpoint_disabled for a disabled webhook endpoint"`
 	Error          string `json:"error,omitempty" doc:"Why the action failed, such as a payload expression error"`
 }
 

@@ -626,3 +626,39 @@ func TestEventsJobWithoutEventsIsCancelled(t *testing.T) {
 	var cancel *rivertype.JobCancelError
 	require.ErrorAs(t, err, &cancel)
 }
+
+// The whole cascade of one root event is bounded, not only its depth: a rule
+// that emits two events of its own type would double at every level, and
+// stops at the cascade limit, the emits beyond it recorded as skipped.
+func TestCascadeBreadthIsBounded(t *testing.T) {
+	t.Parallel()
+	const limit = 20
+	b := setup(t)
+	b.engine.WithCascadeLimit(limit)
+	ctx := context.Background()
+	require.NoError(t, b.client.Start(ctx))
+	t.Cleanup(func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, b.client.Stop(stopCtx))
+	})
+	fan := rule.Action{Type: rule.ActionEmitEvent, EventType: "fan", Payload: map[string]any{}}
+	createRule(t, b, rule.Input{Name: "fan out", EventTypes: []string{"fan"}, Condition: `true`,
+		Actions: []rule.Action{fan, fan}})
+	a, err := b.svc.Create(ctx, account.CreateInput{Name: "John Doe"})
+	require.NoError(t, err)
+	root := ingest(t, b, a.ID, "fan", map[string]any{})
+
+	waitIdle(t, b, func() bool {
+		return countRows(t, b, `SELECT count(*) FROM events WHERE status = 'pending'`) == 0
+	})
+	require.Equal(t, limit, countRows(t, b, `SELECT count(*) FROM events WHERE type = 'fan' AND causation_id IS NOT NULL`),
+		"follow-ups of one root event")
+	require.Zero(t, countRows(t, b, `SELECT count(*) FROM river_job WHERE state NOT IN ('completed')`), "no job failed")
+	require.Positive(t, countRows(t, b, `
+		SELECT count(*) FROM evaluations, jsonb_array_elements(actions) a
+		WHERE a->>'skipped' = '`+engine.SkippedCascadeLimit+`'`), "skipped emits are recorded")
+	var rooted int
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE root_id = $1`, root.ID).Scan(&rooted))
+	require.Equal(t, limit, rooted, "every follow-up names its root")
+}

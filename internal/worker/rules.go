@@ -13,6 +13,7 @@ import (
 	"github.com/ctrader/ctrader/internal/db"
 	"github.com/ctrader/ctrader/internal/engine"
 	"github.com/ctrader/ctrader/internal/evaluation"
+	"github.com/ctrader/ctrader/internal/event"
 	"github.com/ctrader/ctrader/internal/idempotency"
 	"github.com/ctrader/ctrader/internal/jobs"
 	"github.com/ctrader/ctrader/internal/rule"
@@ -113,7 +114,12 @@ type IdempotencyCleanupWorker struct {
 }
 
 // Work deletes the keys.
+// The follow-up counts of cascades that stopped growing a day ago go with
+// them: nothing is left to count.
 func (w *IdempotencyCleanupWorker) Work(ctx context.Context, _ *river.Job[jobs.IdempotencyCleanup]) error {
-	_, err := idempotency.DeleteExpired(ctx, w.pool)
+	if _, err := idempotency.DeleteExpired(ctx, w.pool); err != nil {
+		return err
+	}
+	_, err := event.DeleteSettledCascades(ctx, w.pool, 24*time.Hour)
 	return err
 }
