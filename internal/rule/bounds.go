@@ -39,6 +39,10 @@ const (
 	// (instructions of Go's regexp program); matching costs up to this times
 	// the input's length.
 	MaxRegexProgramSize = 1_000
+	// MaxRegexWork bounds a regex's program size times the length of the
+	// string it matches (about 10 ns each): a pattern of 150 instructions
+	// over a 32 KiB payload string, of 1,000 over an account name.
+	MaxRegexWork = 5_000_000
 )
 
 // Size hints for the write-time estimate: what a condition can reach is at
@@ -206,48 +210,90 @@ func callOf(unary func(ref.Val) ref.Val, binary func(ref.Val, ref.Val) ref.Val, 
 	return nil
 }
 
-// regexLiterals is the write-time check of literal patterns: it refuses a
-// matches call whose literal pattern's program passes MaxRegexProgramSize,
-// reckoning quickly first like checkRegex.
+// regexLiterals checks literal patterns when an expression is compiled: it
+// refuses a matches call whose pattern's program passes MaxRegexProgramSize,
+// or whose program times the largest string it can be matched against passes
+// MaxRegexWork.
 type regexLiterals struct{}
 
 func (regexLiterals) Name() string { return "ctrader.regex_literals" }
 
 func (regexLiterals) Validate(_ *cel.Env, _ cel.ValidatorConfig, a *celast.AST, iss *cel.Issues) {
 	for _, call := range celast.MatchDescendants(celast.NavigateAST(a), celast.FunctionMatcher(overloads.Matches)) {
-		args := call.AsCall().Args()
-		pattern := args[len(args)-1]
+		c := call.AsCall()
+		args := c.Args()
+		pattern, input := args[len(args)-1], c.Target()
+		if !c.IsMemberFunction() {
+			input = args[0]
+		}
 		if pattern.Kind() != celast.LiteralKind {
 			continue
 		}
-		if err := checkRegex([]ref.Val{nil, pattern.AsLiteral()}); err != nil {
+		p, ok := pattern.AsLiteral().(types.String)
+		if !ok {
+			continue
+		}
+		if err := checkPattern(string(p), inputLimit(input)); err != nil {
 			iss.ReportErrorAtID(pattern.ID(), "%v", err)
 		}
 	}
 }
 
-// checkRegex refuses a pattern computed at evaluation time whose program is
-// larger than MaxRegexProgramSize (a literal pattern is checked when the
-// expression is compiled). matches has one binding for all its overloads,
-// which cel-go does not let an environment redefine, so capResults puts it
-// in front of the match instead. Compiling a pattern such as .{0,1000} repeated a
-// hundred times takes most of a second by itself, so a quick reckoning of
-// the parsed pattern refuses the clearly too large before the exact count.
+// inputLimit is the largest string e can be: what the API accepts for the
+// field it selects, else the largest string a call may build.
+func inputLimit(e celast.Expr) int {
+	var path []string
+	for e.Kind() == celast.SelectKind {
+		path = append([]string{e.AsSelect().FieldName()}, path...)
+		e = e.AsSelect().Operand()
+	}
+	if e.Kind() != celast.IdentKind || len(path) == 0 {
+		return MaxStringBytes
+	}
+	path = append([]string{e.AsIdent()}, path...)
+	if size := (sizeHints{}).EstimateSize(cost.NewAstNode(nil, path, types.StringType, nil)); size != nil {
+		return int(size.Max)
+	}
+	return MaxStringBytes
+}
+
+// checkRegex checks a pattern computed at evaluation time against the string
+// it is to match. matches has one binding for all its overloads, which
+// cel-go does not let an environment redefine, so capResults puts it in
+// front of the match instead.
 func checkRegex(args []ref.Val) error {
-	pattern, ok := args[1].(types.String)
-	if !ok {
+	s, okS := args[0].(types.String)
+	pattern, okP := args[1].(types.String)
+	if !okS || !okP {
 		return nil
 	}
-	re, err := syntax.Parse(string(pattern), syntax.Perl)
+	return checkPattern(string(pattern), len(s))
+}
+
+// checkPattern refuses a pattern whose program passes MaxRegexProgramSize,
+// or which would take more than MaxRegexWork steps over input bytes: Go's
+// regexp matches in time proportional to both. Compiling a pattern such as
+// .{0,1000} repeated a hundred times takes most of a second by itself, so a
+// quick reckoning of the parsed pattern refuses the clearly too large before
+// the exact count. cel-go's RegexProgramSizeLimit compiles every pattern in
+// full first.
+func checkPattern(pattern string, input int) error {
+	re, err := syntax.Parse(pattern, syntax.Perl)
 	if err != nil {
 		return nil // the match reports the error
 	}
-	if n := regexSize(re); n > 4*MaxRegexProgramSize {
-		return fmt.Errorf("matches: regex program size of about %d exceeds the limit of %d", n, MaxRegexProgramSize)
+	size := regexSize(re)
+	if size <= 4*MaxRegexProgramSize {
+		if exact, err := types.RegexProgramSize(pattern); err == nil {
+			size = exact
+		}
 	}
-	n, err := types.RegexProgramSize(string(pattern))
-	if err == nil && n > MaxRegexProgramSize {
-		return fmt.Errorf("matches: regex program size %d exceeds the limit of %d", n, MaxRegexProgramSize)
+	if size > MaxRegexProgramSize {
+		return fmt.Errorf("matches: regex program size %d exceeds the limit of %d", size, MaxRegexProgramSize)
+	}
+	if work := size * max(input, 1); work > MaxRegexWork {
+		return fmt.Errorf("matches: regex program size %d over a string of up to %d bytes exceeds the limit of %d steps; use a simpler pattern",
+			size, input, MaxRegexWork)
 	}
 	return nil
 }

@@ -37,6 +37,7 @@ func TestCheckRefusesWhatCannotBeBounded(t *testing.T) {
 		{"range and distinct", rangeAttack, "", "body.condition", "estimated worst-case cost"},
 		{"replace chain", replaceAttack, "", "body.condition", "estimated worst-case cost"},
 		{"large regex program", regexAttack, "", "body.condition", "regex program size"},
+		{"regex too large for the payload", `event.payload.s.matches('[a-c]{0,450}d')`, "", "body.condition", "exceeds the limit of 5000000 steps"},
 		{"nested loops over the payload", `event.payload.a.all(x, event.payload.b.exists(y, x == y))`, "", "body.condition", "estimated worst-case cost"},
 		{"payload expression", "true", `{'s': event.payload.s.replace('a', event.payload.s)}`, "body.actions[0].payload_expr", "estimated worst-case cost"},
 	} {
@@ -78,6 +79,7 @@ func TestCheckAcceptsOrdinaryRules(t *testing.T) {
 		`lists.range(10).exists(i, i == event.depth)`,
 		`event.payload.email.matches('^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}$')`,
 		`'%s-%d'.format([event.type, event.depth]).size() < 200`,
+		`account.name.matches('[a-c]{0,450}d')`,
 	} {
 		require.Empty(t, c.Check(condition, nil), condition)
 	}
