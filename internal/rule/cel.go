@@ -89,10 +89,22 @@ func NewCompiler() (*Compiler, error) {
 		cel.Variable("now", cel.TimestampType),
 		ext.Strings(),
 		ext.Math(),
-		ext.Lists(),
+		ext.Lists(ext.ListsMaxRangeSize(MaxListSize)),
 		cel.CrossTypeNumericComparisons(true),
+		// Literal patterns are checked when an expression is compiled;
+		// checkRegex checks the others. cel-go's RegexProgramSizeLimit
+		// would compile every pattern in full first, which takes most of a
+		// second for the largest.
+		cel.ASTValidators(regexLiterals{}),
 	)
 	if err != nil {
+		return nil, fmt.Errorf("cel environment: %w", err)
+	}
+	bounded, err := boundedOverloads(env)
+	if err != nil {
+		return nil, fmt.Errorf("cel environment: %w", err)
+	}
+	if env, err = env.Extend(bounded...); err != nil {
 		return nil, fmt.Errorf("cel environment: %w", err)
 	}
 	return &Compiler{env: env, cache: make(map[cacheKey]*Compiled)}, nil
@@ -104,7 +116,9 @@ type Compiled struct {
 	payloads  []cel.Program // per action; nil where the payload is static
 }
 
-func (c *Compiler) program(src string, want *cel.Type, location string) (cel.Program, *apperr.FieldError) {
+// program compiles src; strict adds the checks of a rule being written, which
+// a stored rule is not held to again.
+func (c *Compiler) program(src string, want *cel.Type, location string, strict bool) (cel.Program, *apperr.FieldError) {
 	if strings.TrimSpace(src) == "" {
 		return nil, &apperr.FieldError{Location: location, Message: "must not be empty"}
 	}
@@ -123,9 +137,15 @@ func (c *Compiler) program(src string, want *cel.Type, location string) (cel.Pro
 		return nil, &apperr.FieldError{Location: location,
 			Message: fmt.Sprintf("must evaluate to %s, not %s", want, out)}
 	}
+	if strict {
+		if msg := c.checkCost(ast); msg != "" {
+			return nil, &apperr.FieldError{Location: location, Message: msg}
+		}
+	}
 	prg, err := c.env.Program(ast,
 		cel.CostLimit(CostLimit),
 		cel.InterruptCheckFrequency(100),
+		cel.CustomDecoratorV2(capResults),
 	)
 	if err != nil {
 		return nil, &apperr.FieldError{Location: location, Message: err.Error()}
@@ -133,11 +153,12 @@ func (c *Compiler) program(src string, want *cel.Type, location string) (cel.Pro
 	return prg, nil
 }
 
-// compile checks a condition and actions; location prefixes errors.
-func (c *Compiler) compile(condition string, actions []Action, location string) (*Compiled, []apperr.FieldError) {
+// compile checks a condition and actions; location prefixes errors. strict
+// is for a rule being written (see program).
+func (c *Compiler) compile(condition string, actions []Action, location string, strict bool) (*Compiled, []apperr.FieldError) {
 	var fields []apperr.FieldError
 	out := &Compiled{payloads: make([]cel.Program, len(actions))}
-	prg, ferr := c.program(condition, cel.BoolType, location+".condition")
+	prg, ferr := c.program(condition, cel.BoolType, location+".condition", strict)
 	if ferr != nil {
 		fields = append(fields, *ferr)
 	}
@@ -146,7 +167,7 @@ func (c *Compiler) compile(condition string, actions []Action, location string) 
 		if a.Type != ActionEmitEvent || a.PayloadExpr == "" {
 			continue
 		}
-		prg, ferr := c.program(a.PayloadExpr, cel.MapType(cel.StringType, cel.DynType), fmt.Sprintf("%s.actions[%d].payload_expr", location, i))
+		prg, ferr := c.program(a.PayloadExpr, cel.MapType(cel.StringType, cel.DynType), fmt.Sprintf("%s.actions[%d].payload_expr", location, i), strict)
 		if ferr != nil {
 			fields = append(fields, *ferr)
 		}
@@ -165,7 +186,7 @@ func (c *Compiler) Compile(r *Rule) (*Compiled, error) {
 	if ok {
 		return compiled, nil
 	}
-	compiled, fields := c.compile(r.Condition, r.Actions, "rule")
+	compiled, fields := c.compile(r.Condition, r.Actions, "rule", false)
 	if len(fields) > 0 {
 		return nil, fmt.Errorf("rule %s version %d does not compile: %s", r.ID, r.Version, fields[0].Message)
 	}

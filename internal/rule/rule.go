@@ -171,7 +171,7 @@ func (c *Compiler) normalize(in *Input) error {
 	for i := range in.Actions {
 		fields = append(fields, checkAction(&in.Actions[i], fmt.Sprintf("body.actions[%d]", i))...)
 	}
-	_, celFields := c.compile(in.Condition, in.Actions, "body")
+	_, celFields := c.compile(in.Condition, in.Actions, "body", true)
 	fields = append(fields, celFields...)
 	if len(fields) > 0 {
 		return apperr.InvalidFields("invalid rule", fields...)

@@ -141,3 +141,51 @@ func TestBatcherSharesTheOutcome(t *testing.T) {
 		require.ErrorIs(t, err, failure)
 	}
 }
+
+// A batch that runs long does not hold other jobs behind it: a job that has
+// waited slowAfter leads a batch beside it, up to extra such batches.
+func TestBatcherRelievesASlowBatch(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	started := make(chan int64, 10)
+	var mu sync.Mutex
+	running, most := 0, 0
+	b := newBatcher(1, 100, func(_ context.Context, batch []eventsJob) error {
+		mu.Lock()
+		running++
+		most = max(most, running)
+		mu.Unlock()
+		defer func() {
+			mu.Lock()
+			running--
+			mu.Unlock()
+		}()
+		started <- batch[0].ID
+		if batch[0].ID == 0 {
+			<-release // the slow batch
+		}
+		return nil
+	}).relieveSlowBatches(1, 10*time.Millisecond)
+	ctx := context.Background()
+
+	slow := make(chan error, 1)
+	go func() { slow <- b.do(ctx, fakeJob(0, 1)) }()
+	require.Equal(t, int64(0), <-started)
+
+	// While the slow batch runs, other jobs get through one after another.
+	for i := int64(1); i <= 3; i++ {
+		require.NoError(t, b.do(ctx, fakeJob(i, 1)), "job %d finishes while the slow batch still runs", i)
+	}
+	select {
+	case <-slow:
+		t.Fatal("the slow batch ended early")
+	default:
+	}
+	close(release)
+	require.NoError(t, <-slow)
+	require.Equal(t, 2, most, "one extra batch at most")
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	require.Zero(t, b.running)
+	require.Empty(t, b.waiting)
+}

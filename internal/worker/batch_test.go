@@ -164,3 +164,48 @@ func TestEventsWorkerRunsFullJobsAlone(t *testing.T) {
 	require.Zero(t, countRows(t, b, `SELECT count(*) FROM events WHERE status <> 'processed'`))
 	require.Equal(t, 2, countRows(t, b, `SELECT count(DISTINCT xmin::text) FROM events`), "each job in its own transaction")
 }
+
+// A batch that is held up (here by a lock on its account, as a slow rule
+// would hold it) does not hold another account's event behind it: that job
+// starts a batch beside it and completes while the first still waits.
+func TestEventsWorkerSlowBatchDoesNotHoldOtherAccounts(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := rivertest.WorkContext(context.Background(), b.client)
+	slowAccount := activeAccount(t, b, "Slow Ltd")
+	otherAccount := activeAccount(t, b, "Other Ltd")
+	createRule(t, b, rule.Input{Name: "any ping", EventTypes: []string{"ping"}, Condition: `true`})
+	held := ingest(t, b, slowAccount.ID, "ping", map[string]any{"n": 1})
+	other := ingest(t, b, otherAccount.ID, "ping", map[string]any{"n": 2})
+	heldJob, otherJob := eventJob(t, b, held.ID), eventJob(t, b, other.ID)
+
+	lock, err := b.pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = lock.Rollback(context.Background()) }()
+	_, err = lock.Exec(ctx, `SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE`, slowAccount.ID)
+	require.NoError(t, err)
+
+	w := worker.NewBatchingEventsWorker(b.pool, b.engine, 1)
+	heldDone := make(chan error, 1)
+	go func() { heldDone <- w.Work(ctx, heldJob) }()
+	require.Eventually(t, func() bool {
+		return countRows(t, b, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`) > 0
+	}, 10*time.Second, 5*time.Millisecond, "the first batch waits for its account")
+
+	otherDone := make(chan error, 1)
+	go func() { otherDone <- w.Work(ctx, otherJob) }()
+	select {
+	case err := <-otherDone:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the other account's event waited for the held batch")
+	}
+	requireJobState(t, b, otherJob.ID, rivertype.JobStateCompleted)
+	require.Equal(t, event.StatusProcessed, getEvent(t, b, other.ID).Status)
+	require.Equal(t, event.StatusPending, getEvent(t, b, held.ID).Status, "still held")
+
+	require.NoError(t, lock.Rollback(ctx))
+	require.NoError(t, <-heldDone)
+	require.Equal(t, event.StatusProcessed, getEvent(t, b, held.ID).Status)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -36,6 +37,15 @@ type EventsWorker struct {
 // can be waiting to join the next.
 const BatchLeaders = 1
 
+// SlowBatchAfter is how long an events job waits for the batches ahead of it
+// before it may start one beside them, up to SlowBatchExtraLeaders more: a
+// batch held up by a slow rule or a lock then does not hold the events of
+// other accounts behind it.
+const (
+	SlowBatchAfter        = 200 * time.Millisecond
+	SlowBatchExtraLeaders = 3
+)
+
 // FullJobsAtOnce is how many jobs of half a batch or more (the jobs of a
 // posted batch of events) one process runs at once, each alone: they gain
 // nothing from sharing, and a batch's jobs rarely share accounts.
@@ -44,7 +54,7 @@ const FullJobsAtOnce = 8
 func newEventsWorker(pool *pgxpool.Pool, eng *engine.Engine, leaders int) *EventsWorker {
 	w := &EventsWorker{pool: pool, engine: eng, full: make(chan struct{}, FullJobsAtOnce)}
 	if leaders > 0 {
-		w.batch = newBatcher(leaders, jobs.EventsPerJob, w.runBatch)
+		w.batch = newBatcher(leaders, jobs.EventsPerJob, w.runBatch).relieveSlowBatches(SlowBatchExtraLeaders, SlowBatchAfter)
 	}
 	return w
 }

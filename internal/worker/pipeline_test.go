@@ -270,8 +270,13 @@ func TestEvaluationErrorsAreRecordedNotRetried(t *testing.T) {
 	// rule.CostLimit, and 900 × 900 = 810,000 for 9,000, under it. The strings
 	// are compared in a few milliseconds, so the cost limit and not the
 	// evaluation deadline ends the expensive one.
-	createRule(t, b, rule.Input{Name: "expensive", EventTypes: []string{"probe"},
-		Condition: `event.payload.s.contains(event.payload.s)`})
+	// The write-time estimate refuses it now (both strings may be 32 KiB),
+	// but a rule stored before that still runs, under the cost limit.
+	expensiveRule := createRule(t, b, rule.Input{Name: "expensive", EventTypes: []string{"probe"}, Condition: `true`})
+	storeCondition(t, b, expensiveRule, `event.payload.s.contains(event.payload.s)`)
+	// So does one that spent 39 s inside one built-in call: the caps end it.
+	stalling := createRule(t, b, rule.Input{Name: "stalling", EventTypes: []string{"stall"}, Condition: `true`})
+	storeCondition(t, b, stalling, `lists.range(60000).distinct().size() > 0`)
 
 	run := func(ev *event.Event) *evaluation.Evaluation {
 		t.Helper()
@@ -301,6 +306,19 @@ func TestEvaluationErrorsAreRecordedNotRetried(t *testing.T) {
 	cheap := run(ingest(t, b, a.ID, "probe", map[string]any{"s": strings.Repeat("a", 9_000)}))
 	require.Nil(t, cheap.Error, "the same condition under the limit")
 	require.True(t, cheap.Matched)
+
+	stalled := run(ingest(t, b, a.ID, "stall", map[string]any{}))
+	require.False(t, stalled.Matched)
+	require.NotNil(t, stalled.Error)
+	require.Contains(t, *stalled.Error, "lists.range")
+}
+
+// storeCondition gives r a condition the way a rule stored before the
+// write-time checks has it, past those checks.
+func storeCondition(t *testing.T, b *testBundle, r *rule.Rule, condition string) {
+	t.Helper()
+	_, err := b.pool.Exec(context.Background(), `UPDATE rules SET condition = $1 WHERE id = $2`, condition, r.ID)
+	require.NoError(t, err)
 }
 
 // waitIdle waits until no job is waiting, running or due to run again.
