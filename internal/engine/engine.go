@@ -47,13 +47,27 @@ type Engine struct {
 	compiler   *rule.Compiler
 	maxDepth   int
 	maxCascade int
-	logger     *slog.Logger
-	metrics    *metrics.Metrics
+	// accountsBudget bounds the time one EvaluateAccounts call spends.
+	accountsBudget time.Duration
+	logger         *slog.Logger
+	metrics        *metrics.Metrics
 }
 
 // WithMetrics makes the engine record evaluations and event latency in m.
 func (e *Engine) WithMetrics(m *metrics.Metrics) *Engine {
 	e.metrics = m
+	return e
+}
+
+// DefaultAccountsBudget is how long one job of scheduled or manual
+// evaluation evaluates accounts before it leaves the rest of its page to a
+// new job: well inside JOB_TIMEOUT, whatever the rules cost.
+const DefaultAccountsBudget = 5 * time.Second
+
+// WithAccountsBudget sets how long one job evaluates accounts before it
+// leaves the rest to a new one (DefaultAccountsBudget unless set).
+func (e *Engine) WithAccountsBudget(d time.Duration) *Engine {
+	e.accountsBudget = d
 	return e
 }
 
@@ -66,7 +80,7 @@ func (e *Engine) WithCascadeLimit(n int) *Engine {
 
 // New returns an Engine. Events at maxDepth are evaluated but emit nothing.
 func New(compiler *rule.Compiler, maxDepth int, logger *slog.Logger) *Engine {
-	return &Engine{compiler: compiler, maxDepth: maxDepth, maxCascade: DefaultMaxCascade, logger: logger}
+	return &Engine{compiler: compiler, maxDepth: maxDepth, maxCascade: DefaultMaxCascade, accountsBudget: DefaultAccountsBudget, logger: logger}
 }
 
 // subject is one (rule, account, event) to evaluate.
@@ -198,7 +212,9 @@ func (e *Engine) ProcessEvents(ctx context.Context, tx pgx.Tx, inserter jobs.Ins
 }
 
 // EvaluateAccounts evaluates rules against accounts outside the event
-// pipeline, as a job of a scheduled window or a manual run describes.
+// pipeline, as a job of a scheduled window or a manual run describes. When
+// the accounts outlast the engine's budget, the rest of the range is queued
+// as a new job in tx, and the count returned is of what was evaluated.
 func (e *Engine) EvaluateAccounts(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, args jobs.EvaluateAccounts) (int, error) {
 	rules, err := rule.Enabled(ctx, tx, args.RuleIDs)
 	if err != nil || len(rules) == 0 {
@@ -214,18 +230,35 @@ func (e *Engine) EvaluateAccounts(ctx context.Context, tx pgx.Tx, inserter jobs.
 	} else if accounts, err = account.ProvisionedRange(ctx, tx, args.After, args.Through); err != nil {
 		return 0, err
 	}
-	subjects := make([]subject, 0, len(rules)*len(accounts))
-	for _, a := range accounts {
-		for _, r := range rules {
-			subjects = append(subjects, subject{rule: r, account: a})
+	// Accounts are evaluated in id order until the budget is spent; the rest
+	// of the range becomes a new job, inserted with this one's completion.
+	runID := args.RunID
+	start := time.Now()
+	var (
+		matched []*pending
+		n       int
+	)
+	for i, a := range accounts {
+		subjects := make([]subject, len(rules))
+		for j, r := range rules {
+			subjects[j] = subject{rule: r, account: a}
+		}
+		m, _, err := e.match(ctx, subjects, args.Trigger, &runID)
+		if err != nil {
+			return 0, err
+		}
+		matched = append(matched, m...)
+		n += len(subjects)
+		if i < len(accounts)-1 && time.Since(start) > e.accountsBudget {
+			rest := args
+			rest.After = a.ID
+			if _, err := inserter.InsertTx(ctx, tx, rest, nil); err != nil {
+				return 0, fmt.Errorf("queue the rest of the accounts: %w", err)
+			}
+			break
 		}
 	}
-	runID := args.RunID
-	matched, _, err := e.match(ctx, subjects, args.Trigger, &runID)
-	if err != nil {
-		return 0, err
-	}
-	return len(subjects), e.store(ctx, tx, inserter, matched)
+	return n, e.store(ctx, tx, inserter, matched)
 }
 
 // pending is an evaluation with what it needs to act.

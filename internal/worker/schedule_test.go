@@ -222,3 +222,31 @@ func TestManualEvaluation(t *testing.T) {
 	require.Equal(t, 4, countRows(t, b, `SELECT count(*) FROM events WHERE type = 'flagged'`), "acted once per account")
 	require.Equal(t, 4, countRows(t, b, `SELECT count(*) FROM evaluations`))
 }
+
+// A page of accounts whose evaluation outlasts the engine's budget per job
+// stops there and queues the rest of its range as a new job, in the
+// transaction that completes it: a slow rule over a thousand accounts never
+// runs a job past its timeout, and every account is still evaluated once.
+func TestEvaluateAccountsContinuesPastItsBudget(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.engine.WithAccountsBudget(time.Nanosecond) // one account per job
+	ctx := rivertest.WorkContext(context.Background(), b.client)
+	for _, name := range []string{"Ann", "Bob", "Cy"} {
+		activeAccount(t, b, name)
+	}
+	r := createRule(t, b, rule.Input{Name: "all", EventTypes: []string{"never"}, Condition: `account.won_total >= 0`})
+	all, err := b.rules.EvaluateNow(ctx, r.ID, uuid.Nil)
+	require.NoError(t, err)
+	require.NoError(t, worker.NewFanOutWorker(b.pool).Work(ctx, running[jobs.RulesFanOut](t, b, `args->>'run_id' = $2`, all.RunID)))
+
+	evaluate := worker.NewEvaluateAccountsWorker(b.pool, b.engine)
+	for i := range 3 {
+		job := running[jobs.EvaluateAccounts](t, b, `args->>'run_id' = $2 AND state = 'available'`, all.RunID)
+		require.NoError(t, evaluate.Work(ctx, job))
+		require.Equal(t, i+1, countRows(t, b, `SELECT count(*) FROM evaluations WHERE run_id = $1`, all.RunID))
+	}
+	require.Zero(t, countRows(t, b, `SELECT count(*) FROM river_job WHERE kind = $1 AND state = 'available'`, jobs.EvaluateAccounts{}.Kind()),
+		"nothing left after the last account")
+	require.Equal(t, 3, countRows(t, b, `SELECT count(DISTINCT account_id) FROM evaluations WHERE run_id = $1`, all.RunID))
+}
