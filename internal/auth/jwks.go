@@ -35,6 +35,11 @@ const (
 	unknownKidRefreshGap = 10 * time.Second
 	// minRSABits is the smallest RSA modulus accepted.
 	minRSABits = 2048
+	// maxRSABits is the largest RSA modulus accepted: checking a signature
+	// costs time that grows with the square of the modulus and more, so a
+	// set must not be able to make each request slow. crypto/x509 applies
+	// the same limit to certificate keys.
+	maxRSABits = 8192
 )
 
 // The algorithms keys from a JWK set verify.
@@ -317,6 +322,12 @@ func parseRSA(raw rawJWK) (*rsa.PublicKey, error) {
 	key := &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(exp.Int64())}
 	if key.N.BitLen() < minRSABits {
 		return nil, fmt.Errorf("RSA modulus of %d bits is shorter than %d", key.N.BitLen(), minRSABits)
+	}
+	if key.N.BitLen() > maxRSABits {
+		return nil, fmt.Errorf("RSA modulus of %d bits is longer than %d", key.N.BitLen(), maxRSABits)
+	}
+	if key.N.Bit(0) == 0 {
+		return nil, errors.New("bad RSA modulus n: even")
 	}
 	return key, nil
 }

@@ -49,7 +49,7 @@ func requireUsable(t *testing.T, k jwk) {
 		if k.alg != algRS256 {
 			t.Fatalf("RSA key %q for %s", k.kid, k.alg)
 		}
-		if key.N.BitLen() < minRSABits || key.E < 3 || key.E%2 == 0 {
+		if key.N.BitLen() < minRSABits || key.N.BitLen() > maxRSABits || key.N.Bit(0) == 0 || key.E < 3 || key.E%2 == 0 {
 			t.Fatalf("RSA key %q: %d-bit modulus, exponent %d", k.kid, key.N.BitLen(), key.E)
 		}
 		sig := bytes.Repeat([]byte{1}, key.Size())
@@ -134,5 +134,35 @@ func jwksSeeds(tb testing.TB) [][]byte {
 		set(with(rsaJWK, "use", "enc"), with(ecJWK, "key_ops", []string{"sign"}), with(edJWK, "alg", "ES256")),
 		set(with(ecJWK, "key_ops", []string{}), with(edJWK, "alg", "Ed25519")),
 		set(with(rsaJWK, "kid", string([]byte{0xff, 0x00}))),
+	}
+}
+
+// A modulus past maxRSABits makes every signature check slow (a 131072-bit
+// one takes seconds, and a 1 MiB set holds far longer ones), and an even one
+// can verify nothing: neither is kept.
+func TestParseJWKSRefusesHugeAndEvenModuli(t *testing.T) {
+	t.Parallel()
+	b64 := base64.RawURLEncoding.EncodeToString
+	modulus := func(bits int, odd bool) string {
+		n := new(big.Int).Lsh(big.NewInt(1), uint(bits-1))
+		if odd {
+			n.SetBit(n, 0, 1)
+		}
+		return b64(n.Bytes())
+	}
+	for _, tt := range []struct {
+		n    string
+		keep bool
+	}{
+		{modulus(maxRSABits, true), true},
+		{modulus(maxRSABits+1, true), false},
+		{modulus(1<<15, true), false},
+		{modulus(minRSABits, false), false},
+	} {
+		doc := `{"keys": [{"kty": "RSA", "n": "` + tt.n + `", "e": "AQAB"}]}`
+		keys, _, err := parseJWKS([]byte(doc))
+		if tt.keep != (err == nil && len(keys) == 1) {
+			t.Errorf("%d-byte modulus: keys %d, error %v; want kept %v", len(tt.n), len(keys), err, tt.keep)
+		}
 	}
 }
