@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -93,9 +94,11 @@ func observe(logger *slog.Logger, next http.Handler) http.Handler {
 				logger.ErrorContext(ctx, "handler panicked",
 					slog.String("request_id", id), slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
 				if rec.status == 0 {
+					// The id may hold quotes and backslashes: encode it.
+					body, _ := json.Marshal(newProblem(ctx, http.StatusInternalServerError, "", nil))
 					w.Header().Set("Content-Type", "application/problem+json")
 					rec.WriteHeader(http.StatusInternalServerError)
-					_, _ = rec.Write([]byte(`{"type":"` + ProblemTypePrefix + `internal","title":"Internal Server Error","status":500,"code":"internal","request_id":"` + id + `"}`))
+					_, _ = rec.Write(body)
 				}
 			}
 			level := slog.LevelInfo

@@ -71,3 +71,25 @@ func FuzzRequestID(f *testing.F) {
 		}
 	})
 }
+
+// A client's id may hold quotes and backslashes; the problem written after a
+// panic once pasted it into JSON as it was.
+func TestPanicProblemEncodesRequestID(t *testing.T) {
+	t.Parallel()
+	h := observe(slog.New(slog.DiscardHandler), http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		panic("handler failed")
+	}))
+	id := `a","code":"x\`
+	req := httptest.NewRequest(http.MethodGet, "/v1/accounts", nil)
+	req.Header.Set(RequestIDHeader, id)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+
+	var p Problem
+	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+		t.Fatalf("problem is not JSON: %v: %s", err, rec.Body)
+	}
+	if p.RequestID != id || p.Code != "internal" || p.Type != ProblemTypePrefix+"internal" || p.Detail != "" {
+		t.Fatalf("problem is %+v", p)
+	}
+}
