@@ -37,7 +37,7 @@ func setupWithPool(t *testing.T, pool *pgxpool.Pool) *testBundle {
 }
 
 // setupWith serves the API over pool with the given security and metrics.
-func setupWith(t *testing.T, pool *pgxpool.Pool, security httpapi.Security, m *metrics.Metrics) *testBundle {
+func setupWith(t testing.TB, pool *pgxpool.Pool, security httpapi.Security, m *metrics.Metrics) *testBundle {
 	t.Helper()
 	logger := dbtest.Logger(t)
 	client, err := worker.NewClient(pool, logger, worker.Options{})
