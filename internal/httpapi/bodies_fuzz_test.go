@@ -62,7 +62,7 @@ func FuzzRequestBodies(f *testing.F) {
 		if err != nil {
 			t.Fatalf("POST %s: %v", path, err)
 		}
-		requireSaneResponse(t, b, path, body, r)
+		requireSaneResponse(t, b, http.MethodPost, path, body, r)
 	})
 }
 
@@ -150,7 +150,9 @@ func bodySeeds(accountID string) []bodySeed {
 	)
 }
 
-func requireSaneResponse(t *testing.T, b *testBundle, path string, body []byte, r response) {
+// requireSaneResponse fails unless r is a JSON answer to method target with
+// body, bounded in size, that is a complete problem when it is a 4xx.
+func requireSaneResponse(t *testing.T, b *testBundle, method, target string, body []byte, r response) {
 	t.Helper()
 	describe := func() string {
 		in := string(body)
@@ -161,7 +163,7 @@ func requireSaneResponse(t *testing.T, b *testBundle, path string, body []byte, 
 		if len(out) > 1000 {
 			out = out[:1000] + "…"
 		}
-		return fmt.Sprintf("POST %s %q (%d bytes) answered %d (%d bytes): %s", path, in, len(body), r.status, len(r.body), out)
+		return fmt.Sprintf("%s %s %q (%d bytes) answered %d (%d bytes): %s", method, target, in, len(body), r.status, len(r.body), out)
 	}
 	if r.status >= 500 {
 		if r.status != http.StatusServiceUnavailable || b.pool.Ping(context.Background()) == nil {
@@ -172,7 +174,11 @@ func requireSaneResponse(t *testing.T, b *testBundle, path string, body []byte, 
 		t.Fatalf("body is not JSON: %s", describe())
 	}
 	if r.status < 400 {
-		if r.status != http.StatusCreated && r.status != http.StatusAccepted {
+		ok := r.status == http.StatusCreated || r.status == http.StatusAccepted
+		if method == http.MethodGet {
+			ok = r.status == http.StatusOK
+		}
+		if !ok {
 			t.Fatalf("unexpected success status: %s", describe())
 		}
 		if limit := 64<<10 + 8*len(body); len(r.body) > limit {
