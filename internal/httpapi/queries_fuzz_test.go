@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -21,11 +22,14 @@ var idPaths = []string{
 	"/v1/webhook-endpoints/%s/deliveries",
 }
 
-// knownIDFailures are seed ids that break FuzzQueries today, with why; remove
-// an entry when its fix lands.
-var knownIDFailures = map[string]string{
-	"":   "a path no operation matches gets ServeMux's text/plain 404, not a problem",
-	"..": "a path no operation matches gets ServeMux's text/plain 404, not a problem",
+// unroutedIDIssue is why ids that leave no path segment for the operation
+// ("", ".", "..", or any with a slash, which ServeMux cleans and redirects)
+// are skipped: the mux answers them itself with a text/plain 404, not a
+// problem. Stop skipping them when that is fixed.
+const unroutedIDIssue = "a path no operation matches gets ServeMux's text/plain 404, not a problem"
+
+func unroutedID(id string) bool {
+	return id == "" || id == "." || id == ".." || strings.Contains(id, "/")
 }
 
 // FuzzQueries reads lists with arbitrary query strings (limit, cursor and the
@@ -51,7 +55,7 @@ func FuzzQueries(f *testing.F) {
 		}
 	}
 	for _, id := range []string{
-		accountID, "00000000-0000-0000-0000-000000000000", "not-a-uuid", "", "%00", "..", "a/b",
+		accountID, "00000000-0000-0000-0000-000000000000", "not-a-uuid", "", "%00", ".", "..", "a/b", "%2F",
 		strings.ToUpper(accountID), "{" + accountID + "}", "urn:uuid:" + accountID, strings.ReplaceAll(accountID, "-", ""),
 		strings.Repeat("9", 1000),
 	} {
@@ -63,11 +67,11 @@ func FuzzQueries(f *testing.F) {
 	f.Fuzz(func(t *testing.T, endpoint uint8, arg string) {
 		i := int(endpoint) % (len(listPaths) + len(idPaths))
 		if i < len(listPaths) {
-			readList(t, b, listPaths[i]+"?"+arg)
+			readList(t, b, listPaths[i]+"?"+escapeRequestLine(arg))
 			return
 		}
-		if reason, ok := knownIDFailures[arg]; ok {
-			t.Skip("known issue: " + reason)
+		if unroutedID(arg) {
+			t.Skip("known issue: " + unroutedIDIssue)
 		}
 		target := idPaths[i-len(listPaths)]
 		if strings.Contains(target, "%s") {
@@ -120,4 +124,19 @@ func readList(t *testing.T, b *testBundle, target string) {
 		u.RawQuery = q.Encode()
 		target = u.String()
 	}
+}
+
+// escapeRequestLine percent-encodes the bytes an HTTP/1.1 request line cannot
+// carry, which the server would refuse before any handler saw them, and #,
+// which would end the query.
+func escapeRequestLine(s string) string {
+	var sb strings.Builder
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == '#' {
+			fmt.Fprintf(&sb, "%%%02X", c)
+		} else {
+			sb.WriteByte(c)
+		}
+	}
+	return sb.String()
 }
