@@ -18,7 +18,7 @@ import (
 
 // bodyEndpoints are the operations FuzzRequestBodies posts to; the fuzzer's
 // first argument picks one.
-var bodyEndpoints = []string{"/v1/events", "/v1/events/batch", "/v1/accounts", "/v1/rules"}
+var bodyEndpoints = []string{"/v1/events", "/v1/events/batch", "/v1/accounts", "/v1/rules", "/v1/webhook-endpoints"}
 
 // seedAccountID stands for the account the fuzz target creates: the seeds
 // must be the same in every fuzzing process, and each process has its own
@@ -29,8 +29,8 @@ const seedAccountID = "0192a8e4-6f1e-7c3a-9d2b-3c4d5e6f7a8b"
 // input: at most 200 bytes of it, and an ellipsis.
 const maxEchoedChars = 200 + 1
 
-// FuzzRequestBodies posts arbitrary bytes as JSON to the operations that take
-// a body, on one database for the whole run. Whatever the body, the answer is
+// FuzzRequestBodies posts arbitrary bytes as JSON to the operations that create
+// things, on one database for the whole run. Whatever the body, the answer is
 // never a 5xx while the database is up; it is valid JSON; a 4xx is an RFC 9457
 // problem with type, title, status and code, whose errors repeat no string
 // longer than maxEchoedChars and no value over 1 KiB; and the response is
@@ -86,10 +86,11 @@ func bodySeeds(accountID string) []bodySeed {
 	}
 	nested := func(depth int) string { return strings.Repeat("[", depth) + strings.Repeat("]", depth) }
 	valid := map[string]string{
-		"/v1/events":       event(`{"amount": 1500}`),
-		"/v1/events/batch": `{"events": [` + event(`{"amount": 1}`) + `, ` + event(`{"amount": 2.5}`) + `]}`,
-		"/v1/accounts":     `{"name": "Jane Roe", "metadata": {"tier": "gold"}}`,
-		"/v1/rules":        `{"name": "big win", "condition": "event.payload.amount > 1000", "event_types": ["won"]}`,
+		"/v1/events":            event(`{"amount": 1500}`),
+		"/v1/events/batch":      `{"events": [` + event(`{"amount": 1}`) + `, ` + event(`{"amount": 2.5}`) + `]}`,
+		"/v1/accounts":          `{"name": "Jane Roe", "metadata": {"tier": "gold"}}`,
+		"/v1/rules":             `{"name": "big win", "condition": "event.payload.amount > 1000", "event_types": ["won"]}`,
+		"/v1/webhook-endpoints": `{"url": "https://example.com/hooks/ctrader?x=1", "description": "seed"}`,
 	}
 	var seeds []bodySeed
 	for path, v := range valid {
@@ -129,6 +130,10 @@ func bodySeeds(accountID string) []bodySeed {
 		`{"account_id": "` + accountID + `", "type": "won", "payload": []}`,
 		`{"name": "bad rule", "condition": "event.payload.amount >"}`,
 		`{"name": "rule", "condition": "true", "actions": [{"type": "webhook", "endpoint_id": "x"}]}`,
+		`{"url": "https://user:s3cret-token@example.com/hook"}`,
+		`{"url": "ftp://example.com/` + strings.Repeat("p", 2000) + `"}`,
+		`{"url": "` + strings.Repeat("s", 1500) + `://example.com/"}`,
+		`{"url": "http://[::1"}`,
 		strings.Repeat(" ", 70*1024) + `{}`,
 	} {
 		seeds = append(seeds, bodySeed{body: body})
