@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -35,8 +36,18 @@ const (
 	// unknownKidRefreshGap is the least time between two refreshes caused by
 	// tokens with an unknown kid.
 	unknownKidRefreshGap = 10 * time.Second
+	// maxSkipReasons bounds the reasons parseJWKS gives for skipped keys,
+	// which are logged at every refresh.
+	maxSkipReasons = 10
+	// maxQuoted bounds a member of a key repeated in such a reason.
+	maxQuoted = 64
 	// minRSABits is the smallest RSA modulus accepted.
 	minRSABits = 2048
+	// maxRSABits is the largest RSA modulus accepted: checking a signature
+	// costs time that grows with the square of the modulus and more, so a
+	// set must not be able to make each request slow. crypto/x509 applies
+	// the same limit to certificate keys.
+	maxRSABits = 8192
 )
 
 // The algorithms keys from a JWK set verify.
@@ -242,8 +253,9 @@ type rawJWK struct {
 }
 
 // parseJWKS parses a JWK set document. Keys that cannot verify signatures
-// with a supported algorithm are skipped, each with a reason; a set with no
-// usable key is an error.
+// with a supported algorithm are skipped, the first maxSkipReasons each with
+// a reason and the rest counted in one more; a set with no usable key is an
+// error.
 func parseJWKS(data []byte) (keys []jwk, skipped []string, err error) {
 	var doc struct {
 		Keys []json.RawMessage `json:"keys"`
@@ -251,18 +263,27 @@ func parseJWKS(data []byte) (keys []jwk, skipped []string, err error) {
 	if err := json.Unmarshal(data, &doc); err != nil {
 		return nil, nil, fmt.Errorf("JWK set is not valid JSON: %w", err)
 	}
+	nskipped := 0
+	skip := func(reason string) {
+		if nskipped++; nskipped <= maxSkipReasons {
+			skipped = append(skipped, reason)
+		}
+	}
 	for i, msg := range doc.Keys {
 		var raw rawJWK
 		if err := json.Unmarshal(msg, &raw); err != nil {
-			skipped = append(skipped, fmt.Sprintf("key %d: %v", i, err))
+			skip(fmt.Sprintf("key %d: %v", i, err))
 			continue
 		}
 		k, err := parseJWK(raw)
 		if err != nil {
-			skipped = append(skipped, fmt.Sprintf("key %d (kid %q): %v", i, raw.Kid, err))
+			skip(fmt.Sprintf("key %d (kid %s): %v", i, quoted(raw.Kid), err))
 			continue
 		}
 		keys = append(keys, k)
+	}
+	if nskipped > maxSkipReasons {
+		skipped = append(skipped, fmt.Sprintf("%d more keys skipped", nskipped-maxSkipReasons))
 	}
 	if len(keys) == 0 {
 		return nil, skipped, fmt.Errorf("JWK set has no usable key among its %d (want RSA, EC P-256 or Ed25519 signing keys)", len(doc.Keys))
@@ -272,7 +293,7 @@ func parseJWKS(data []byte) (keys []jwk, skipped []string, err error) {
 
 func parseJWK(raw rawJWK) (jwk, error) {
 	if raw.Use != "" && raw.Use != "sig" {
-		return jwk{}, fmt.Errorf("use is %q, not sig", raw.Use)
+		return jwk{}, fmt.Errorf("use is %s, not sig", quoted(raw.Use))
 	}
 	if raw.KeyOps != nil && !slices.Contains(raw.KeyOps, "verify") {
 		return jwk{}, errors.New("key_ops lacks verify")
@@ -292,13 +313,13 @@ func parseJWK(raw rawJWK) (jwk, error) {
 	case "oct":
 		return jwk{}, errors.New("symmetric keys are not accepted from a JWK set")
 	default:
-		return jwk{}, fmt.Errorf("unsupported kty %q", raw.Kty)
+		return jwk{}, fmt.Errorf("unsupported kty %s", quoted(raw.Kty))
 	}
 	if err != nil {
 		return jwk{}, err
 	}
 	if raw.Alg != "" && raw.Alg != k.alg && !(k.alg == algEdDSA && raw.Alg == "Ed25519") {
-		return jwk{}, fmt.Errorf("alg %q is not supported for kty %s (want %s)", raw.Alg, raw.Kty, k.alg)
+		return jwk{}, fmt.Errorf("alg %s is not supported for kty %s (want %s)", quoted(raw.Alg), raw.Kty, k.alg)
 	}
 	return k, nil
 }
@@ -320,12 +341,18 @@ func parseRSA(raw rawJWK) (*rsa.PublicKey, error) {
 	if key.N.BitLen() < minRSABits {
 		return nil, fmt.Errorf("RSA modulus of %d bits is shorter than %d", key.N.BitLen(), minRSABits)
 	}
+	if key.N.BitLen() > maxRSABits {
+		return nil, fmt.Errorf("RSA modulus of %d bits is longer than %d", key.N.BitLen(), maxRSABits)
+	}
+	if key.N.Bit(0) == 0 {
+		return nil, errors.New("bad RSA modulus n: even")
+	}
 	return key, nil
 }
 
 func parseEC(raw rawJWK) (*ecdsa.PublicKey, error) {
 	if raw.Crv != "P-256" {
-		return nil, fmt.Errorf("unsupported EC curve %q (want P-256)", raw.Crv)
+		return nil, fmt.Errorf("unsupported EC curve %s (want P-256)", quoted(raw.Crv))
 	}
 	x, errX := decodeB64(raw.X)
 	y, errY := decodeB64(raw.Y)
@@ -342,13 +369,22 @@ func parseEC(raw rawJWK) (*ecdsa.PublicKey, error) {
 
 func parseOKP(raw rawJWK) (ed25519.PublicKey, error) {
 	if raw.Crv != "Ed25519" {
-		return nil, fmt.Errorf("unsupported OKP curve %q (want Ed25519)", raw.Crv)
+		return nil, fmt.Errorf("unsupported OKP curve %s (want Ed25519)", quoted(raw.Crv))
 	}
 	x, err := decodeB64(raw.X)
 	if err != nil || len(x) != ed25519.PublicKeySize {
 		return nil, errors.New("bad Ed25519 public key x")
 	}
 	return ed25519.PublicKey(x), nil
+}
+
+// quoted returns a member of a key for a log line: quoted, and cut to
+// maxQuoted bytes.
+func quoted(s string) string {
+	if len(s) > maxQuoted {
+		return strconv.Quote(strings.ToValidUTF8(s[:maxQuoted], "")) + "…"
+	}
+	return strconv.Quote(s)
 }
 
 // decodeB64 decodes base64url, with or without padding.

@@ -320,7 +320,9 @@ func ValidateURL(raw string) error {
 		return invalid("must be absolute, starting with http:// or https://")
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return invalid("scheme must be http or https, got %q", u.Scheme)
+		// Not repeated: the scheme is whatever precedes the first colon,
+		// up to the whole URL's length.
+		return invalid("scheme must be http or https")
 	}
 	if u.Opaque != "" || u.Host == "" || u.Hostname() == "" {
 		return invalid("must include a host")

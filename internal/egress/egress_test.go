@@ -478,4 +478,8 @@ func TestValidateURL(t *testing.T) {
 	// Credentials must never be echoed back in the message.
 	err := egress.ValidateURL("https://user:s3cret@example.com")
 	require.NotContains(t, err.Error(), "s3cret")
+
+	// Nor anything taken for a scheme, which may be most of the URL.
+	err = egress.ValidateURL("sk-live-0123456789abcdef:x")
+	require.NotContains(t, err.Error(), "sk-live")
 }

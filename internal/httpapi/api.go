@@ -5,6 +5,7 @@ package httpapi
 
 import (
 	"log/slog"
+	"maps"
 	"net/http"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -148,7 +149,61 @@ func Handler(d Deps) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return observe(logger, mux)
+	return observe(logger, unrouted(mux))
+}
+
+// unrouted makes the answers ServeMux gives itself to requests no route
+// takes (404, and 405 with its Allow header) problem documents like every
+// other error. Its redirects to a cleaned path pass through.
+func unrouted(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		c := &capture{header: http.Header{}}
+		h.ServeHTTP(c, r)
+		if c.status < 400 {
+			maps.Copy(w.Header(), c.header)
+			w.WriteHeader(c.status)
+			_, _ = w.Write(c.body)
+			return
+		}
+		if allow := c.header.Get("Allow"); allow != "" {
+			w.Header().Set("Allow", allow)
+		}
+		detail := "no operation at this path"
+		if c.status == http.StatusMethodNotAllowed {
+			detail = "this path does not take " + r.Method
+		}
+		writeProblem(w, newProblem(r.Context(), c.status, detail, nil))
+	})
+}
+
+// capture holds what a handler wrote, for unrouted to rewrite.
+type capture struct {
+	header http.Header
+	status int
+	body   []byte
+}
+
+func (c *capture) Header() http.Header { return c.header }
+
+func (c *capture) WriteHeader(status int) {
+	if c.status == 0 {
+		c.status = status
+	}
+}
+
+func (c *capture) Write(b []byte) (int, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	if len(c.body) < 4096 {
+		c.body = append(c.body, b...)
+	}
+	return len(b), nil
 }
 
 // HealthHandler serves only /healthz and /readyz, for worker processes.

@@ -37,7 +37,7 @@ func setupWithPool(t *testing.T, pool *pgxpool.Pool) *testBundle {
 }
 
 // setupWith serves the API over pool with the given security and metrics.
-func setupWith(t *testing.T, pool *pgxpool.Pool, security httpapi.Security, m *metrics.Metrics) *testBundle {
+func setupWith(t testing.TB, pool *pgxpool.Pool, security httpapi.Security, m *metrics.Metrics) *testBundle {
 	t.Helper()
 	logger := dbtest.Logger(t)
 	client, err := worker.NewClient(pool, logger, worker.Options{})
@@ -412,4 +412,17 @@ func TestProblemsDoNotEchoSecretsOrWholeBodies(t *testing.T) {
 	r = b.postJSON(t, "/v1/accounts", `{"name": "a", "token": "s3cr3t-value"}`)
 	requireProblem(t, r, http.StatusUnprocessableEntity, "invalid")
 	require.NotContains(t, string(r.body), "s3cr3t-value", "an unknown field does not echo the whole body")
+}
+
+// Paths and methods no operation takes get problem documents too, not the
+// router's plain text; a 405 keeps its Allow header.
+func TestUnroutedRequestsGetProblems(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := requireProblem(t, b.do(t, http.MethodGet, "/v1/nowhere", "", ""), http.StatusNotFound, "not_found")
+	require.Equal(t, "/v1/nowhere", p.Instance)
+	r := b.do(t, http.MethodDelete, "/v1/events", "", "")
+	requireProblem(t, r, http.StatusMethodNotAllowed, "method_not_allowed")
+	require.Contains(t, r.header.Get("Allow"), "POST")
+	requireProblem(t, b.do(t, http.MethodGet, "/v1/events/a/../..", "", ""), http.StatusNotFound, "not_found")
 }

@@ -48,7 +48,10 @@ func DecodeCursor(s string) (uuid.UUID, error) {
 		return uuid.Nil, ErrBadCursor
 	}
 	id, _ := uuid.FromBytes(b)
-	if id == uuid.Nil {
+	// The decoder skips line breaks and ignores the unused low bits of the
+	// last character, so several strings decode to one id; only the one
+	// EncodeCursor writes is a cursor.
+	if id == uuid.Nil || EncodeCursor(id) != s {
 		return uuid.Nil, ErrBadCursor
 	}
 	return id, nil
