@@ -26,6 +26,13 @@ var RetrySchedule = []time.Duration{
 // MaxAttempts is how many times a delivery is tried.
 var MaxAttempts = len(RetrySchedule) + 1
 
+// RetryWait is how long to wait after failed attempt number attempt (from 1)
+// before the next: the scheduled wait, or the endpoint's Retry-After when that
+// is longer. Attempts past the end of the schedule wait its last step.
+func RetryWait(attempt int, retryAfter time.Duration) time.Duration {
+	return max(RetrySchedule[min(max(attempt, 1), len(RetrySchedule))-1], retryAfter)
+}
+
 // Outcome is what recording an attempt decided; the values double as metric
 // labels.
 type Outcome string
@@ -75,8 +82,7 @@ func Record(ctx context.Context, tx pgx.Tx, out *Outgoing, res Result, attempt i
 		if attempt >= MaxAttempts {
 			outcome = Failed
 		} else {
-			wait := RetrySchedule[min(attempt, len(RetrySchedule))-1]
-			next = time.Now().Add(max(wait, res.RetryAfter)).UTC()
+			next = time.Now().Add(RetryWait(attempt, res.RetryAfter)).UTC()
 		}
 	}
 	if _, err := tx.Exec(ctx, `
