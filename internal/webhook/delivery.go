@@ -18,7 +18,8 @@ import (
 	"github.com/ctrader/ctrader/internal/page"
 )
 
-// Delivery statuses.
+// Delivery statuses, as stored and as the API shows them. Recording an
+// attempt leaves one of them (see Outcome).
 const (
 	StatusPending   = "pending"   // an attempt is due or scheduled
 	StatusSucceeded = "succeeded" // an attempt got a 2xx
@@ -189,8 +190,8 @@ func (s *Service) Retry(ctx context.Context, retrier JobRetrier, id uuid.UUID) (
 			return err
 		}
 		out, err = scanDelivery(tx.QueryRow(ctx, `
-			UPDATE webhook_deliveries SET status = 'pending', finished_at = NULL, next_attempt_at = now(), job_id = $2
-			WHERE id = $1 RETURNING `+deliveryColumns, id, res.Job.ID))
+			UPDATE webhook_deliveries SET status = $3, finished_at = NULL, next_attempt_at = now(), job_id = $2
+			WHERE id = $1 RETURNING `+deliveryColumns, id, res.Job.ID, StatusPending))
 		return err
 	})
 	if err != nil {

@@ -33,20 +33,21 @@ func RetryWait(attempt int, retryAfter time.Duration) time.Duration {
 	return max(RetrySchedule[min(max(attempt, 1), len(RetrySchedule))-1], retryAfter)
 }
 
-// Outcome is what recording an attempt decided; the values double as metric
-// labels.
+// Outcome is what recording an attempt decided. The values are also the
+// outcome labels of the webhook attempts metric (metrics.Webhook*).
 type Outcome string
 
-// Outcomes of an attempt.
+// Outcomes of an attempt. The two final ones are named as the delivery
+// status they leave.
 const (
-	Retry     Outcome = "retried"   // failed; another attempt is scheduled
-	Succeeded Outcome = "succeeded" // delivered
-	Failed    Outcome = "failed"    // given up
+	OutcomeRetried   Outcome = "retried"       // failed; another attempt is scheduled
+	OutcomeSucceeded Outcome = StatusSucceeded // delivered
+	OutcomeFailed    Outcome = StatusFailed    // given up
 )
 
 // status is the delivery status an outcome leaves.
 func (o Outcome) status() string {
-	if o == Retry {
+	if o == OutcomeRetried {
 		return StatusPending
 	}
 	return string(o)
@@ -61,7 +62,7 @@ func Record(ctx context.Context, tx pgx.Tx, out *Outgoing, res Result, attempt i
 		status   *int
 		body     *string
 		errText  *string
-		outcome  = Retry
+		outcome  = OutcomeRetried
 		next     time.Time
 		disabled string
 	)
@@ -71,16 +72,16 @@ func Record(ctx context.Context, tx pgx.Tx, out *Outgoing, res Result, attempt i
 	}
 	switch {
 	case res.OK():
-		outcome = Succeeded
+		outcome = OutcomeSucceeded
 	case res.Status == http.StatusGone:
-		outcome, disabled = Failed, DisabledGone
+		outcome, disabled = OutcomeFailed, DisabledGone
 		msg := "410 Gone: the endpoint was disabled"
 		errText = &msg
 	default:
 		msg := describeFailure(res)
 		errText = &msg
 		if attempt >= MaxAttempts {
-			outcome = Failed
+			outcome = OutcomeFailed
 		} else {
 			next = time.Now().Add(RetryWait(attempt, res.RetryAfter)).UTC()
 		}
@@ -89,20 +90,20 @@ func Record(ctx context.Context, tx pgx.Tx, out *Outgoing, res Result, attempt i
 		INSERT INTO webhook_attempts (id, delivery_id, attempt, started_at, duration_ms, response_status, response_body, error)
 		VALUES ($1, $2, (SELECT attempts + 1 FROM webhook_deliveries WHERE id = $2), $3, $4, $5, $6, $7)`,
 		uuid.Must(uuid.NewV7()), d.ID, res.StartedAt, int(res.Duration.Milliseconds()), status, body, errText); err != nil {
-		return Retry, fmt.Errorf("record webhook attempt: %w", err)
+		return OutcomeRetried, fmt.Errorf("record webhook attempt: %w", err)
 	}
 	var nextAt *time.Time
-	if outcome == Retry {
+	if outcome == OutcomeRetried {
 		nextAt = &next
 	}
 	if _, err := tx.Exec(ctx, `
 		UPDATE webhook_deliveries SET attempts = attempts + 1, status = $2, next_attempt_at = $3,
 			last_status = $4, last_error = $5,
-			finished_at = CASE WHEN $2 = 'pending' THEN NULL ELSE clock_timestamp() END
-		WHERE id = $1`, d.ID, outcome.status(), nextAt, status, errText); err != nil {
-		return Retry, fmt.Errorf("update webhook delivery: %w", err)
+			finished_at = CASE WHEN $2 = $6 THEN NULL ELSE clock_timestamp() END
+		WHERE id = $1`, d.ID, outcome.status(), nextAt, status, errText, StatusPending); err != nil {
+		return OutcomeRetried, fmt.Errorf("update webhook delivery: %w", err)
 	}
-	if outcome == Succeeded {
+	if outcome == OutcomeSucceeded {
 		_, err := tx.Exec(ctx, `UPDATE webhook_endpoints SET consecutive_failures = 0 WHERE id = $1 AND consecutive_failures <> 0`, out.Endpoint.ID)
 		return outcome, err
 	}
@@ -113,7 +114,7 @@ func Record(ctx context.Context, tx pgx.Tx, out *Outgoing, res Result, attempt i
 			disabled_at = CASE WHEN enabled AND ($2 <> '' OR consecutive_failures + 1 >= $3) THEN clock_timestamp() ELSE disabled_at END,
 			updated_at = now()
 		WHERE id = $1`, out.Endpoint.ID, disabled, DisableAfterFailures, DisabledFailures); err != nil {
-		return Retry, fmt.Errorf("update webhook endpoint: %w", err)
+		return OutcomeRetried, fmt.Errorf("update webhook endpoint: %w", err)
 	}
 	return outcome, nil
 }
@@ -122,8 +123,8 @@ func Record(ctx context.Context, tx pgx.Tx, out *Outgoing, res Result, attempt i
 // disabled or deleted.
 func Abandon(ctx context.Context, tx pgx.Tx, id uuid.UUID, reason string) error {
 	_, err := tx.Exec(ctx, `
-		UPDATE webhook_deliveries SET status = 'failed', last_error = $2, next_attempt_at = NULL, finished_at = clock_timestamp()
-		WHERE id = $1 AND status = 'pending'`, id, reason)
+		UPDATE webhook_deliveries SET status = $3, last_error = $2, next_attempt_at = NULL, finished_at = clock_timestamp()
+		WHERE id = $1 AND status = $4`, id, reason, StatusFailed, StatusPending)
 	return err
 }
 

@@ -67,7 +67,7 @@ func (w *WebhookWorker) Work(ctx context.Context, job *river.Job[jobs.WebhookDel
 		if outcome, err = webhook.Record(recordCtx, tx, out, res, job.Attempt); err != nil {
 			return err
 		}
-		if outcome == webhook.Succeeded {
+		if outcome == webhook.OutcomeSucceeded {
 			return complete(recordCtx, tx, job)
 		}
 		return nil
@@ -78,7 +78,7 @@ func (w *WebhookWorker) Work(ctx context.Context, job *river.Job[jobs.WebhookDel
 	switch {
 	case err != nil:
 		return err
-	case outcome == webhook.Succeeded:
+	case outcome == webhook.OutcomeSucceeded:
 		return nil
 	case res.Status == 410:
 		return river.JobCancel(errors.New("the endpoint answered 410 Gone and was disabled"))
