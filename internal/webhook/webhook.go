@@ -244,7 +244,7 @@ func getEndpoint(ctx context.Context, q db.Querier, id uuid.UUID, forUpdate bool
 	query := `SELECT ` + endpointColumns + ` FROM webhook_endpoints WHERE id = $1`
 	if forUpdate {
 		// Deliveries and secrets referencing the endpoint may be written
-		// meanwhile; Usable's FOR SHARE still waits for a change.
+		// meanwhile; Referable's FOR SHARE still waits for a change.
 		query += ` FOR NO KEY UPDATE`
 	}
 	e, err := scanEndpoint(q.QueryRow(ctx, query, id))
@@ -254,12 +254,12 @@ func getEndpoint(ctx context.Context, q db.Querier, id uuid.UUID, forUpdate bool
 	return e, nil
 }
 
-// Usable reports whether id names an endpoint that exists and is not
-// deleted; rules check their webhook actions with it, in the transaction that
-// writes the rule. The endpoint's row is locked until that transaction ends,
+// Referable reports whether a rule may send to id: the endpoint exists and is
+// not deleted (it may be disabled). Rules check their webhook actions with it,
+// in the transaction that writes the rule. The endpoint's row is locked until that transaction ends,
 // so a deletion in progress is waited for (and seen), and one that starts
 // later waits for the rule and then refuses because of it.
-func Usable(ctx context.Context, q db.Querier, id uuid.UUID) (bool, error) {
+func Referable(ctx context.Context, q db.Querier, id uuid.UUID) (bool, error) {
 	var one int
 	err := q.QueryRow(ctx, `SELECT 1 FROM webhook_endpoints WHERE id = $1 AND deleted_at IS NULL FOR SHARE`, id).Scan(&one)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -271,8 +271,9 @@ func Usable(ctx context.Context, q db.Querier, id uuid.UUID) (bool, error) {
 	return true, nil
 }
 
-// Enabled reports whether an endpoint can receive deliveries now.
-func Enabled(ctx context.Context, q db.Querier, id uuid.UUID) (bool, error) {
+// Deliverable reports whether an endpoint can receive deliveries now: it
+// exists, is enabled and is not deleted.
+func Deliverable(ctx context.Context, q db.Querier, id uuid.UUID) (bool, error) {
 	var ok bool
 	err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = $1 AND enabled AND deleted_at IS NULL)`, id).Scan(&ok)
 	if err != nil {
