@@ -59,7 +59,7 @@ func (s *Service) addSecret(ctx context.Context, tx pgx.Tx, endpointID uuid.UUID
 // signing alongside it until the grace period ends, so consumers can switch
 // without missing a delivery.
 func (s *Service) RotateSecret(ctx context.Context, id uuid.UUID) (secret string, oldExpire time.Time, err error) {
-	oldExpire = time.Now().Add(s.grace).UTC().Truncate(time.Microsecond)
+	oldExpire = s.now().Add(s.grace).UTC().Truncate(time.Microsecond)
 	err = db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		ep, err := getEndpoint(ctx, tx, id, true)
 		if err != nil {

@@ -67,15 +67,29 @@ type Service struct {
 	pool   *pgxpool.Pool
 	sealer *Sealer
 	grace  time.Duration
+	now    func() time.Time
+}
+
+// Option configures a Service.
+type Option func(*Service)
+
+// WithClock makes a Service read the time from now instead of time.Now, so
+// that a test can place a secret rotation in the past instead of sleeping.
+func WithClock(now func() time.Time) Option {
+	return func(s *Service) { s.now = now }
 }
 
 // NewService returns a Service. sealer may be nil (secrets stored as they
 // are); grace is how long a rotated-out secret keeps signing.
-func NewService(pool *pgxpool.Pool, sealer *Sealer, grace time.Duration) *Service {
+func NewService(pool *pgxpool.Pool, sealer *Sealer, grace time.Duration, opts ...Option) *Service {
 	if grace <= 0 {
 		grace = DefaultSecretGrace
 	}
-	return &Service{pool: pool, sealer: sealer, grace: grace}
+	s := &Service{pool: pool, sealer: sealer, grace: grace, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Input is an endpoint's writable fields.

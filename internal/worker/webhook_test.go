@@ -638,11 +638,12 @@ func TestWebhookSecretRotation(t *testing.T) {
 		require.ErrorIs(t, wh.Verify(r.body, h), standardwebhooks.ErrNoMatchingSignature)
 	}
 
-	// With a tiny grace, both earlier secrets stop signing right away.
-	latest, _, err := webhook.NewService(f.pool, nil, time.Millisecond).RotateSecret(f.ctx, f.ep.ID)
+	// Once the grace period has passed, both earlier secrets stop signing:
+	// rotated an hour ago with a minute's grace, they expired 59 minutes ago.
+	anHourAgo := func() time.Time { return time.Now().Add(-time.Hour) }
+	latest, _, err := webhook.NewService(f.pool, nil, time.Minute, webhook.WithClock(anHourAgo)).RotateSecret(f.ctx, f.ep.ID)
 	require.NoError(t, err)
 	f.recv.trust(latest)
-	time.Sleep(20 * time.Millisecond)
 	require.Equal(t, 2, countRows(t, f.testBundle,
 		`SELECT count(*) FROM webhook_secrets WHERE endpoint_id = $1 AND expires_at <= now()`, f.ep.ID))
 
