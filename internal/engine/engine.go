@@ -438,7 +438,7 @@ func (e *Engine) followUp(ctx context.Context, p *pending, i int, a rule.Action)
 // deliver queues a webhook delivery for a matched rule and returns its id, or
 // uuid.Nil when the endpoint is disabled or deleted.
 func (e *Engine) deliver(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, p *pending, endpointID uuid.UUID) (uuid.UUID, error) {
-	usable, err := webhook.Enabled(ctx, tx, endpointID)
+	usable, err := webhook.Deliverable(ctx, tx, endpointID)
 	if err != nil || !usable {
 		return uuid.Nil, err
 	}

@@ -668,7 +668,7 @@ func TestRuleAndEndpointDeletionDoNotRace(t *testing.T) {
 		tx, err := b.pool.Begin(ctx)
 		require.NoError(t, err)
 		defer func() { _ = tx.Rollback(ctx) }()
-		usable, err := webhook.Usable(ctx, tx, uuid.MustParse(ep.ID))
+		usable, err := webhook.Referable(ctx, tx, uuid.MustParse(ep.ID))
 		require.NoError(t, err)
 		require.True(t, usable)
 

@@ -244,7 +244,7 @@ func requireEndpoints(ctx context.Context, tx pgx.Tx, actions []Action) error {
 		if a.Type != ActionWebhook {
 			continue
 		}
-		ok, err := webhook.Usable(ctx, tx, uuid.MustParse(a.EndpointID))
+		ok, err := webhook.Referable(ctx, tx, uuid.MustParse(a.EndpointID))
 		if err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hmac"
@@ -12,6 +13,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ctrader/ctrader/internal/db"
 )
 
 // SecretPrefix starts every signing secret, as Standard Webhooks libraries
@@ -29,6 +35,82 @@ func newSecret() (raw []byte, secret string, err error) {
 		return nil, "", fmt.Errorf("generate secret: %w", err)
 	}
 	return raw, SecretPrefix + base64.StdEncoding.EncodeToString(raw), nil
+}
+
+func (s *Service) addSecret(ctx context.Context, tx pgx.Tx, endpointID uuid.UUID) (string, error) {
+	raw, secret, err := newSecret()
+	if err != nil {
+		return "", err
+	}
+	stored, sealed, err := s.sealer.seal(raw)
+	if err != nil {
+		return "", err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return "", err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO webhook_secrets (id, endpoint_id, secret, sealed) VALUES ($1, $2, $3, $4)`,
+		id, endpointID, stored, sealed)
+	return secret, err
+}
+
+// RotateSecret issues a new secret and returns it. The previous ones keep
+// signing alongside it until the grace period ends, so consumers can switch
+// without missing a delivery.
+func (s *Service) RotateSecret(ctx context.Context, id uuid.UUID) (secret string, oldExpire time.Time, err error) {
+	oldExpire = s.now().Add(s.grace).UTC().Truncate(time.Microsecond)
+	err = db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		ep, err := getEndpoint(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		if ep.DeletedAt != nil {
+			return ErrDeleted
+		}
+		if _, err := tx.Exec(ctx, `
+			UPDATE webhook_secrets SET expires_at = $2
+			WHERE endpoint_id = $1 AND (expires_at IS NULL OR expires_at > $2)`, id, oldExpire); err != nil {
+			return err
+		}
+		secret, err = s.addSecret(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return "", time.Time{}, db.Wrap("rotate webhook secret", err, ErrNotFound)
+	}
+	return secret, oldExpire, nil
+}
+
+// signingKeys returns the keys that sign a delivery now, newest first.
+func (s *Service) signingKeys(ctx context.Context, q db.Querier, endpointID uuid.UUID) ([][]byte, error) {
+	rows, err := q.Query(ctx, `
+		SELECT secret, sealed FROM webhook_secrets
+		WHERE endpoint_id = $1 AND (expires_at IS NULL OR expires_at > now())
+		ORDER BY created_at DESC`, endpointID)
+	if err != nil {
+		return nil, err
+	}
+	type stored struct {
+		secret []byte
+		sealed bool
+	}
+	all, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (stored, error) {
+		var s stored
+		return s, r.Scan(&s.secret, &s.sealed)
+	})
+	if err != nil {
+		return nil, err
+	}
+	keys := make([][]byte, 0, len(all))
+	for _, st := range all {
+		raw, err := s.sealer.open(st.secret, st.sealed)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, raw)
+	}
+	return keys, nil
 }
 
 // Sign returns the webhook-signature header for a message: one

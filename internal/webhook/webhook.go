@@ -67,15 +67,29 @@ type Service struct {
 	pool   *pgxpool.Pool
 	sealer *Sealer
 	grace  time.Duration
+	now    func() time.Time
+}
+
+// Option configures a Service.
+type Option func(*Service)
+
+// WithClock makes a Service read the time from now instead of time.Now, so
+// that a test can place a secret rotation in the past instead of sleeping.
+func WithClock(now func() time.Time) Option {
+	return func(s *Service) { s.now = now }
 }
 
 // NewService returns a Service. sealer may be nil (secrets stored as they
 // are); grace is how long a rotated-out secret keeps signing.
-func NewService(pool *pgxpool.Pool, sealer *Sealer, grace time.Duration) *Service {
+func NewService(pool *pgxpool.Pool, sealer *Sealer, grace time.Duration, opts ...Option) *Service {
 	if grace <= 0 {
 		grace = DefaultSecretGrace
 	}
-	return &Service{pool: pool, sealer: sealer, grace: grace}
+	s := &Service{pool: pool, sealer: sealer, grace: grace, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Input is an endpoint's writable fields.
@@ -128,82 +142,6 @@ func (s *Service) Create(ctx context.Context, in Input) (*Endpoint, string, erro
 		return nil, "", db.Wrap("create webhook endpoint", err, ErrNotFound)
 	}
 	return ep, secret, nil
-}
-
-func (s *Service) addSecret(ctx context.Context, tx pgx.Tx, endpointID uuid.UUID) (string, error) {
-	raw, secret, err := newSecret()
-	if err != nil {
-		return "", err
-	}
-	stored, sealed, err := s.sealer.seal(raw)
-	if err != nil {
-		return "", err
-	}
-	id, err := uuid.NewV7()
-	if err != nil {
-		return "", err
-	}
-	_, err = tx.Exec(ctx, `INSERT INTO webhook_secrets (id, endpoint_id, secret, sealed) VALUES ($1, $2, $3, $4)`,
-		id, endpointID, stored, sealed)
-	return secret, err
-}
-
-// RotateSecret issues a new secret and returns it. The previous ones keep
-// signing alongside it until the grace period ends, so consumers can switch
-// without missing a delivery.
-func (s *Service) RotateSecret(ctx context.Context, id uuid.UUID) (secret string, oldExpire time.Time, err error) {
-	oldExpire = time.Now().Add(s.grace).UTC().Truncate(time.Microsecond)
-	err = db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		ep, err := getEndpoint(ctx, tx, id, true)
-		if err != nil {
-			return err
-		}
-		if ep.DeletedAt != nil {
-			return ErrDeleted
-		}
-		if _, err := tx.Exec(ctx, `
-			UPDATE webhook_secrets SET expires_at = $2
-			WHERE endpoint_id = $1 AND (expires_at IS NULL OR expires_at > $2)`, id, oldExpire); err != nil {
-			return err
-		}
-		secret, err = s.addSecret(ctx, tx, id)
-		return err
-	})
-	if err != nil {
-		return "", time.Time{}, db.Wrap("rotate webhook secret", err, ErrNotFound)
-	}
-	return secret, oldExpire, nil
-}
-
-// signingKeys returns the keys that sign a delivery now, newest first.
-func (s *Service) signingKeys(ctx context.Context, q db.Querier, endpointID uuid.UUID) ([][]byte, error) {
-	rows, err := q.Query(ctx, `
-		SELECT secret, sealed FROM webhook_secrets
-		WHERE endpoint_id = $1 AND (expires_at IS NULL OR expires_at > now())
-		ORDER BY created_at DESC`, endpointID)
-	if err != nil {
-		return nil, err
-	}
-	type stored struct {
-		secret []byte
-		sealed bool
-	}
-	all, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (stored, error) {
-		var s stored
-		return s, r.Scan(&s.secret, &s.sealed)
-	})
-	if err != nil {
-		return nil, err
-	}
-	keys := make([][]byte, 0, len(all))
-	for _, st := range all {
-		raw, err := s.sealer.open(st.secret, st.sealed)
-		if err != nil {
-			return nil, err
-		}
-		keys = append(keys, raw)
-	}
-	return keys, nil
 }
 
 // Get returns an endpoint, deleted or not.
@@ -320,7 +258,7 @@ func getEndpoint(ctx context.Context, q db.Querier, id uuid.UUID, forUpdate bool
 	query := `SELECT ` + endpointColumns + ` FROM webhook_endpoints WHERE id = $1`
 	if forUpdate {
 		// Deliveries and secrets referencing the endpoint may be written
-		// meanwhile; Usable's FOR SHARE still waits for a change.
+		// meanwhile; Referable's FOR SHARE still waits for a change.
 		query += ` FOR NO KEY UPDATE`
 	}
 	e, err := scanEndpoint(q.QueryRow(ctx, query, id))
@@ -330,12 +268,12 @@ func getEndpoint(ctx context.Context, q db.Querier, id uuid.UUID, forUpdate bool
 	return e, nil
 }
 
-// Usable reports whether id names an endpoint that exists and is not
-// deleted; rules check their webhook actions with it, in the transaction that
-// writes the rule. The endpoint's row is locked until that transaction ends,
+// Referable reports whether a rule may send to id: the endpoint exists and is
+// not deleted (it may be disabled). Rules check their webhook actions with it,
+// in the transaction that writes the rule. The endpoint's row is locked until that transaction ends,
 // so a deletion in progress is waited for (and seen), and one that starts
 // later waits for the rule and then refuses because of it.
-func Usable(ctx context.Context, q db.Querier, id uuid.UUID) (bool, error) {
+func Referable(ctx context.Context, q db.Querier, id uuid.UUID) (bool, error) {
 	var one int
 	err := q.QueryRow(ctx, `SELECT 1 FROM webhook_endpoints WHERE id = $1 AND deleted_at IS NULL FOR SHARE`, id).Scan(&one)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -347,8 +285,9 @@ func Usable(ctx context.Context, q db.Querier, id uuid.UUID) (bool, error) {
 	return true, nil
 }
 
-// Enabled reports whether an endpoint can receive deliveries now.
-func Enabled(ctx context.Context, q db.Querier, id uuid.UUID) (bool, error) {
+// Deliverable reports whether an endpoint can receive deliveries now: it
+// exists, is enabled and is not deleted.
+func Deliverable(ctx context.Context, q db.Querier, id uuid.UUID) (bool, error) {
 	var ok bool
 	err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = $1 AND enabled AND deleted_at IS NULL)`, id).Scan(&ok)
 	if err != nil {

@@ -67,7 +67,7 @@ func (w *WebhookWorker) Work(ctx context.Context, job *river.Job[jobs.WebhookDel
 		if outcome, err = webhook.Record(recordCtx, tx, out, res, job.Attempt); err != nil {
 			return err
 		}
-		if outcome == webhook.Succeeded {
+		if outcome == webhook.OutcomeSucceeded {
 			return complete(recordCtx, tx, job)
 		}
 		return nil
@@ -78,7 +78,7 @@ func (w *WebhookWorker) Work(ctx context.Context, job *river.Job[jobs.WebhookDel
 	switch {
 	case err != nil:
 		return err
-	case outcome == webhook.Succeeded:
+	case outcome == webhook.OutcomeSucceeded:
 		return nil
 	case res.Status == 410:
 		return river.JobCancel(errors.New("the endpoint answered 410 Gone and was disabled"))
@@ -95,14 +95,15 @@ func attemptError(res webhook.Result) string {
 }
 
 // NextRetry follows the webhook schedule, stretched by a Retry-After header,
-// as the failed attempt recorded it.
+// as the failed attempt recorded it. When no attempt was recorded (the
+// delivery could not be prepared), it waits the scheduled time alone.
 func (w *WebhookWorker) NextRetry(job *river.Job[jobs.WebhookDeliver]) time.Time {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if t, err := webhook.NextAttemptAt(ctx, w.pool, job.Args.DeliveryID); err == nil {
 		return t
 	}
-	return time.Now().Add(webhook.RetrySchedule[min(max(job.Attempt, 1), len(webhook.RetrySchedule))-1])
+	return time.Now().Add(webhook.RetryWait(job.Attempt, 0))
 }
 
 // Timeout leaves room for the HTTP timeout and the bookkeeping around it.

@@ -22,13 +22,18 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertest"
 	"github.com/riverqueue/river/rivertype"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctrader/ctrader/internal/account"
+	"github.com/ctrader/ctrader/internal/dbtest"
 	"github.com/ctrader/ctrader/internal/egress"
 	"github.com/ctrader/ctrader/internal/engine"
 	"github.com/ctrader/ctrader/internal/evaluation"
@@ -195,18 +200,73 @@ func (f *hookFixture) match(t *testing.T) uuid.UUID {
 	return *res.DeliveryID
 }
 
-// job moves the unfinished webhook.deliver job of a delivery to running.
-func (f *hookFixture) job(t *testing.T, deliveryID uuid.UUID) *river.Job[jobs.WebhookDeliver] {
+// job returns the delivery's current webhook.deliver job, the one its row
+// names.
+func (f *hookFixture) job(t *testing.T, deliveryID uuid.UUID) *rivertype.JobRow {
 	t.Helper()
-	return running[jobs.WebhookDeliver](t, f.testBundle,
-		`args->>'delivery_id' = $2 AND state NOT IN ('completed', 'cancelled', 'discarded')`, deliveryID.String())
+	d, _ := f.delivery(t, deliveryID)
+	require.NotNil(t, d.JobID)
+	row, err := f.client.JobGet(context.Background(), *d.JobID)
+	require.NoError(t, err)
+	return row
 }
 
-// attempt runs the delivery's job once, as River would.
+// autocommit is a pgx.Tx whose statements each commit on their own, for
+// rivertest's Worker. The webhook worker records an attempt and completes its
+// job in a transaction of its own on the pool, as it does in production; the
+// test worker must not hold the job's row locked meanwhile, in a transaction
+// that completing the job would wait for.
+type autocommit struct {
+	pgx.Tx // unset: River's executor uses only the methods below
+	pool   *pgxpool.Pool
+}
+
+func (a autocommit) Begin(ctx context.Context) (pgx.Tx, error) { return a.pool.Begin(ctx) }
+
+// Config is the pool's, where River's driver looks for the query mode before
+// it asks a transaction for its connection.
+func (a autocommit) Config() *pgxpool.Config { return a.pool.Config() }
+
+func (a autocommit) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	return a.pool.Exec(ctx, sql, args...)
+}
+
+func (a autocommit) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	return a.pool.Query(ctx, sql, args...)
+}
+
+func (a autocommit) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return a.pool.QueryRow(ctx, sql, args...)
+}
+
+func (a autocommit) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
+	return a.pool.CopyFrom(ctx, table, columns, src)
+}
+
+// attempt works the delivery's job once with River's test worker, which
+// moves it to running and, after Work, to the state River gives its result
+// (retryable or available on an error, with NextRetry's schedule). It returns
+// the job as worked and the error Work returned, nil when it cancelled the
+// job.
 func (f *hookFixture) attempt(t *testing.T, deliveryID uuid.UUID) (*river.Job[jobs.WebhookDeliver], error) {
 	t.Helper()
-	job := f.job(t, deliveryID)
-	return job, f.worker.Work(f.ctx, job)
+	return f.attemptNumber(t, deliveryID, 0)
+}
+
+// attemptNumber is attempt as River's attempt number n of the job (its
+// earlier attempts left out), or the next one when n is 0.
+func (f *hookFixture) attemptNumber(t *testing.T, deliveryID uuid.UUID, n int) (*river.Job[jobs.WebhookDeliver], error) {
+	t.Helper()
+	row := f.job(t, deliveryID)
+	if n > 0 {
+		row.Attempt = n - 1 // the test worker counts this attempt from the row given
+	}
+	tw := rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{Logger: dbtest.Logger(t)}, river.Worker[jobs.WebhookDeliver](f.worker))
+	res, err := tw.WorkJob(f.ctx, t, autocommit{pool: f.pool}, row)
+	require.NotNil(t, res, "work the job: %v", err)
+	var args jobs.WebhookDeliver
+	require.NoError(t, json.Unmarshal(res.Job.EncodedArgs, &args))
+	return &river.Job[jobs.WebhookDeliver]{JobRow: res.Job, Args: args}, err
 }
 
 func (f *hookFixture) delivery(t *testing.T, id uuid.UUID) (*webhook.Delivery, []webhook.Attempt) {
@@ -225,21 +285,15 @@ func (f *hookFixture) endpoint(t *testing.T) *webhook.Endpoint {
 
 func deliveryJobs(t *testing.T, f *hookFixture, deliveryID uuid.UUID) []*rivertype.JobRow {
 	t.Helper()
-	ctx := context.Background()
-	var ids []int64
-	rows, err := f.pool.Query(ctx, `SELECT id FROM river_job WHERE kind = $1 AND args->>'delivery_id' = $2 ORDER BY id`,
-		jobs.WebhookDeliver{}.Kind(), deliveryID.String())
+	res, err := f.client.JobList(context.Background(), river.NewJobListParams().Kinds(jobs.WebhookDeliver{}.Kind()).First(1000))
 	require.NoError(t, err)
-	for rows.Next() {
-		var id int64
-		require.NoError(t, rows.Scan(&id))
-		ids = append(ids, id)
-	}
-	require.NoError(t, rows.Err())
-	out := make([]*rivertype.JobRow, len(ids))
-	for i, id := range ids {
-		out[i], err = f.client.JobGet(ctx, id)
-		require.NoError(t, err)
+	var out []*rivertype.JobRow
+	for _, row := range res.Jobs {
+		var args jobs.WebhookDeliver
+		require.NoError(t, json.Unmarshal(row.EncodedArgs, &args))
+		if args.DeliveryID == deliveryID {
+			out = append(out, row)
+		}
 	}
 	return out
 }
@@ -428,20 +482,31 @@ func TestWebhookRetryIsScheduledByRiver(t *testing.T) {
 	var (
 		jobID                    int64
 		deliveryID               uuid.UUID
-		state                    string
+		state                    rivertype.JobState
 		attemptedAt, scheduledAt time.Time
 	)
 	// River leaves a failed job retryable until its retry is due, or
 	// available but scheduled when the retry is due within its scheduler's
 	// interval (5s), as the first one is.
 	require.Eventually(t, func() bool {
-		err := f.pool.QueryRow(ctx, `
-			SELECT id, (args->>'delivery_id')::uuid, state, attempted_at, scheduled_at FROM river_job
-			WHERE kind = $1 AND attempt = 1 AND cardinality(errors) = 1`,
-			jobs.WebhookDeliver{}.Kind()).Scan(&jobID, &deliveryID, &state, &attemptedAt, &scheduledAt)
-		return err == nil && state != string(rivertype.JobStateRunning)
+		res, err := f.client.JobList(ctx, river.NewJobListParams().Kinds(jobs.WebhookDeliver{}.Kind()))
+		if err != nil {
+			return false
+		}
+		for _, row := range res.Jobs {
+			if row.Attempt != 1 || len(row.Errors) != 1 || row.State == rivertype.JobStateRunning || row.AttemptedAt == nil {
+				continue
+			}
+			var args jobs.WebhookDeliver
+			if json.Unmarshal(row.EncodedArgs, &args) != nil {
+				return false
+			}
+			jobID, deliveryID, state, attemptedAt, scheduledAt = row.ID, args.DeliveryID, row.State, *row.AttemptedAt, row.ScheduledAt
+			return true
+		}
+		return false
 	}, 20*time.Second, 5*time.Millisecond, "the failed attempt was not retried")
-	require.Contains(t, []string{string(rivertype.JobStateRetryable), string(rivertype.JobStateAvailable)}, state)
+	require.Contains(t, []rivertype.JobState{rivertype.JobStateRetryable, rivertype.JobStateAvailable}, state)
 	require.WithinRange(t, scheduledAt, attemptedAt.Add(webhook.RetrySchedule[0]), attemptedAt.Add(webhook.RetrySchedule[0]+2*time.Second))
 	d, _ := f.delivery(t, deliveryID)
 	require.Equal(t, webhook.StatusPending, d.Status)
@@ -509,8 +574,8 @@ func TestWebhookGoneDisablesTheEndpoint(t *testing.T) {
 	second := f.match(t) // queued before the endpoint goes
 
 	job, err := f.attempt(t, first)
-	var cancel *rivertype.JobCancelError
-	require.ErrorAs(t, err, &cancel)
+	require.NoError(t, err, "the job is cancelled, not failed")
+	require.Equal(t, rivertype.JobStateCancelled, job.State)
 	d, attempts := f.delivery(t, first)
 	require.Equal(t, webhook.StatusFailed, d.Status)
 	require.Equal(t, http.StatusGone, *d.LastStatus)
@@ -542,7 +607,8 @@ func TestWebhookGoneDisablesTheEndpoint(t *testing.T) {
 	require.Equal(t, engine.SkippedEndpointDisabled, e.Actions[0].Skipped)
 	require.Nil(t, e.Actions[0].DeliveryID)
 	require.Equal(t, 2, countRows(t, f.testBundle, `SELECT count(*) FROM webhook_deliveries`))
-	require.Equal(t, 2, countRows(t, f.testBundle, `SELECT count(*) FROM river_job WHERE kind = $1`, jobs.WebhookDeliver{}.Kind()))
+	rivertest.RequireManyInserted(f.ctx, t, riverpgxv5.New(f.pool),
+		[]rivertest.ExpectedJob{{Args: jobs.WebhookDeliver{}}, {Args: jobs.WebhookDeliver{}}})
 }
 
 func TestWebhookRedirectsAreNotFollowed(t *testing.T) {
@@ -638,11 +704,12 @@ func TestWebhookSecretRotation(t *testing.T) {
 		require.ErrorIs(t, wh.Verify(r.body, h), standardwebhooks.ErrNoMatchingSignature)
 	}
 
-	// With a tiny grace, both earlier secrets stop signing right away.
-	latest, _, err := webhook.NewService(f.pool, nil, time.Millisecond).RotateSecret(f.ctx, f.ep.ID)
+	// Once the grace period has passed, both earlier secrets stop signing:
+	// rotated an hour ago with a minute's grace, they expired 59 minutes ago.
+	anHourAgo := func() time.Time { return time.Now().Add(-time.Hour) }
+	latest, _, err := webhook.NewService(f.pool, nil, time.Minute, webhook.WithClock(anHourAgo)).RotateSecret(f.ctx, f.ep.ID)
 	require.NoError(t, err)
 	f.recv.trust(latest)
-	time.Sleep(20 * time.Millisecond)
 	require.Equal(t, 2, countRows(t, f.testBundle,
 		`SELECT count(*) FROM webhook_secrets WHERE endpoint_id = $1 AND expires_at <= now()`, f.ep.ID))
 
@@ -731,10 +798,8 @@ func TestWebhookSecretsAreSealedAtRest(t *testing.T) {
 
 	// On the last attempt the delivery is failed with the reason, so that it
 	// does not stay pending once River discards the job.
-	_, err = f.pool.Exec(f.ctx, `UPDATE river_job SET attempt = max_attempts - 1 WHERE id = $1`, job.ID)
-	require.NoError(t, err)
 	f.worker = f.newWorker(webhook.NewService(f.pool, nil, 0), loopback)
-	job, err = f.attempt(t, id)
+	job, err = f.attemptNumber(t, id, job.MaxAttempts)
 	require.Equal(t, job.MaxAttempts, job.Attempt)
 	requireFailedAttempt(t, err)
 	require.ErrorIs(t, err, webhook.ErrNoSealKey)
@@ -750,6 +815,7 @@ func TestWebhookManualReplay(t *testing.T) {
 	t.Parallel()
 	f := newHook(t, hookOptions{respond: func(n int, w http.ResponseWriter) {
 		if n == 2 {
+			w.Header().Set("Retry-After", "300")
 			fail(http.StatusInternalServerError)(n, w)
 			return
 		}
@@ -782,9 +848,10 @@ func TestWebhookManualReplay(t *testing.T) {
 	require.Equal(t, all[1].ID, replay.ID)
 	require.Equal(t, 1, replay.Attempt)
 
-	// The pending delivery's job waits for its retry, as River leaves it.
-	_, err = f.pool.Exec(f.ctx, `UPDATE river_job SET state = 'retryable', scheduled_at = now() + interval '5 minutes' WHERE id = $1`, replay.ID)
-	require.NoError(t, err)
+	// The pending delivery's job waits five minutes for its retry, as the
+	// receiver's Retry-After asked.
+	require.Equal(t, rivertype.JobStateRetryable, replay.State)
+	require.WithinDuration(t, time.Now().Add(5*time.Minute), replay.ScheduledAt, 5*time.Second)
 	before := time.Now()
 	d, err = f.svc.Retry(f.ctx, f.client, id)
 	require.NoError(t, err)
@@ -834,12 +901,9 @@ func TestWebhookDeliveryFailsWhenAttemptsAreExhausted(t *testing.T) {
 	t.Parallel()
 	f := newHook(t, hookOptions{respond: fail(http.StatusInternalServerError)})
 	id := f.match(t)
-	_, err := f.pool.Exec(f.ctx, `UPDATE river_job SET attempt = max_attempts - 2 WHERE kind = $1 AND args->>'delivery_id' = $2`,
-		jobs.WebhookDeliver{}.Kind(), id.String())
-	require.NoError(t, err)
 
 	// The last but one attempt is retried.
-	job, err := f.attempt(t, id)
+	job, err := f.attemptNumber(t, id, webhook.MaxAttempts-1)
 	requireFailedAttempt(t, err)
 	require.Equal(t, webhook.MaxAttempts-1, job.Attempt)
 	d, _ := f.delivery(t, id)
@@ -945,7 +1009,12 @@ func TestWebhookAttemptIsRecordedWhenTheJobIsCancelled(t *testing.T) {
 		_, _ = io.WriteString(w, "ok")
 	}})
 	id := f.match(t)
-	job := f.job(t, id)
+	// Work is called directly, as River's producer would with the job running:
+	// rivertest's Worker reports the result with the job's context, which this
+	// test cancels. A failed attempt leaves the job's row to River.
+	row := f.job(t, id)
+	row.Attempt, row.State = 1, rivertype.JobStateRunning
+	job := &river.Job[jobs.WebhookDeliver]{JobRow: row, Args: jobs.WebhookDeliver{DeliveryID: id}}
 	ctx, stop := context.WithCancel(f.ctx)
 	defer stop()
 	cancel.Store(&stop)
@@ -970,10 +1039,11 @@ func TestWebhookJobsRunOnTheirOwnQueue(t *testing.T) {
 	all := deliveryJobs(t, f, id)
 	require.Len(t, all, 1)
 	require.Equal(t, "webhooks", all[0].Queue)
-	require.Equal(t, 1, countRows(t, f.testBundle, `SELECT count(*) FROM river_job WHERE queue = 'webhooks'`),
-		"no other job is on the webhooks queue")
-	require.Zero(t, countRows(t, f.testBundle, `SELECT count(*) FROM river_job WHERE kind = $1 AND queue <> 'webhooks'`,
-		jobs.WebhookDeliver{}.Kind()))
+	onQueue, err := f.client.JobList(f.ctx, river.NewJobListParams().Queues(jobs.QueueWebhooks))
+	require.NoError(t, err)
+	require.Len(t, onQueue.Jobs, 1, "no other job is on the webhooks queue")
+	rivertest.RequireInserted(f.ctx, t, riverpgxv5.New(f.pool), jobs.WebhookDeliver{DeliveryID: id},
+		&rivertest.RequireInsertedOpts{Queue: jobs.QueueWebhooks})
 }
 
 // A webhook URL's query often carries a token: a failed attempt's error, as

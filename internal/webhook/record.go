@@ -1,0 +1,157 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ctrader/ctrader/internal/db"
+	"github.com/ctrader/ctrader/internal/redact"
+)
+
+// RetrySchedule is the wait after each failed attempt, as Standard Webhooks
+// suggests: the delivery is tried len(RetrySchedule)+1 times over about three
+// days. A Retry-After header longer than the scheduled wait is honoured.
+var RetrySchedule = []time.Duration{
+	5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour,
+	10 * time.Hour, 14 * time.Hour, 20 * time.Hour, 24 * time.Hour,
+}
+
+// MaxAttempts is how many times a delivery is tried.
+var MaxAttempts = len(RetrySchedule) + 1
+
+// RetryWait is how long to wait after failed attempt number attempt (from 1)
+// before the next: the scheduled wait, or the endpoint's Retry-After when that
+// is longer. Attempts past the end of the schedule wait its last step.
+func RetryWait(attempt int, retryAfter time.Duration) time.Duration {
+	return max(RetrySchedule[min(max(attempt, 1), len(RetrySchedule))-1], retryAfter)
+}
+
+// Outcome is what recording an attempt decided. The values are also the
+// outcome labels of the webhook attempts metric (metrics.Webhook*).
+type Outcome string
+
+// Outcomes of an attempt. The two final ones are named as the delivery
+// status they leave.
+const (
+	OutcomeRetried   Outcome = "retried"       // failed; another attempt is scheduled
+	OutcomeSucceeded Outcome = StatusSucceeded // delivered
+	OutcomeFailed    Outcome = StatusFailed    // given up
+)
+
+// status is the delivery status an outcome leaves.
+func (o Outcome) status() string {
+	if o == OutcomeRetried {
+		return StatusPending
+	}
+	return string(o)
+}
+
+// Record stores an attempt and its consequences in tx: the delivery's status
+// and next attempt, and the endpoint's failure streak (a 410 or too many
+// failures in a row disable it). attempt is the job's attempt number.
+func Record(ctx context.Context, tx pgx.Tx, out *Outgoing, res Result, attempt int) (Outcome, error) {
+	d := out.Delivery
+	var (
+		status   *int
+		body     *string
+		errText  *string
+		outcome  = OutcomeRetried
+		next     time.Time
+		disabled string
+	)
+	if res.Status != 0 {
+		status = &res.Status
+		body = &res.Snippet
+	}
+	switch {
+	case res.OK():
+		outcome = OutcomeSucceeded
+	case res.Status == http.StatusGone:
+		outcome, disabled = OutcomeFailed, DisabledGone
+		msg := "410 Gone: the endpoint was disabled"
+		errText = &msg
+	default:
+		msg := describeFailure(res)
+		errText = &msg
+		if attempt >= MaxAttempts {
+			outcome = OutcomeFailed
+		} else {
+			next = time.Now().Add(RetryWait(attempt, res.RetryAfter)).UTC()
+		}
+	}
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO webhook_attempts (id, delivery_id, attempt, started_at, duration_ms, response_status, response_body, error)
+		VALUES ($1, $2, (SELECT attempts + 1 FROM webhook_deliveries WHERE id = $2), $3, $4, $5, $6, $7)`,
+		uuid.Must(uuid.NewV7()), d.ID, res.StartedAt, int(res.Duration.Milliseconds()), status, body, errText); err != nil {
+		return OutcomeRetried, fmt.Errorf("record webhook attempt: %w", err)
+	}
+	var nextAt *time.Time
+	if outcome == OutcomeRetried {
+		nextAt = &next
+	}
+	if _, err := tx.Exec(ctx, `
+		UPDATE webhook_deliveries SET attempts = attempts + 1, status = $2, next_attempt_at = $3,
+			last_status = $4, last_error = $5,
+			finished_at = CASE WHEN $2 = $6 THEN NULL ELSE clock_timestamp() END
+		WHERE id = $1`, d.ID, outcome.status(), nextAt, status, errText, StatusPending); err != nil {
+		return OutcomeRetried, fmt.Errorf("update webhook delivery: %w", err)
+	}
+	if outcome == OutcomeSucceeded {
+		_, err := tx.Exec(ctx, `UPDATE webhook_endpoints SET consecutive_failures = 0 WHERE id = $1 AND consecutive_failures <> 0`, out.Endpoint.ID)
+		return outcome, err
+	}
+	if _, err := tx.Exec(ctx, `
+		UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1,
+			enabled = CASE WHEN $2 <> '' OR consecutive_failures + 1 >= $3 THEN false ELSE enabled END,
+			disabled_reason = CASE WHEN $2 <> '' THEN $2 WHEN consecutive_failures + 1 >= $3 THEN $4 ELSE disabled_reason END,
+			disabled_at = CASE WHEN enabled AND ($2 <> '' OR consecutive_failures + 1 >= $3) THEN clock_timestamp() ELSE disabled_at END,
+			updated_at = now()
+		WHERE id = $1`, out.Endpoint.ID, disabled, DisableAfterFailures, DisabledFailures); err != nil {
+		return OutcomeRetried, fmt.Errorf("update webhook endpoint: %w", err)
+	}
+	return outcome, nil
+}
+
+// Abandon marks a delivery failed without an attempt, for an endpoint that is
+// disabled or deleted.
+func Abandon(ctx context.Context, tx pgx.Tx, id uuid.UUID, reason string) error {
+	_, err := tx.Exec(ctx, `
+		UPDATE webhook_deliveries SET status = $3, last_error = $2, next_attempt_at = NULL, finished_at = clock_timestamp()
+		WHERE id = $1 AND status = $4`, id, reason, StatusFailed, StatusPending)
+	return err
+}
+
+// NextAttemptAt reads when a delivery's next attempt is due.
+func NextAttemptAt(ctx context.Context, q db.Querier, id uuid.UUID) (time.Time, error) {
+	var t *time.Time
+	if err := q.QueryRow(ctx, `SELECT next_attempt_at FROM webhook_deliveries WHERE id = $1`, id).Scan(&t); err != nil {
+		return time.Time{}, err
+	}
+	if t == nil {
+		return time.Time{}, errors.New("no attempt scheduled")
+	}
+	return *t, nil
+}
+
+func describeFailure(res Result) string {
+	var msg string
+	switch {
+	case res.Err != nil:
+		msg = redact.Text(res.Err.Error())
+	case res.Status >= 300 && res.Status <= 399:
+		msg = fmt.Sprintf("answered %d: redirects are not followed", res.Status)
+	default:
+		msg = fmt.Sprintf("answered %d", res.Status)
+	}
+	if len(msg) > 500 {
+		msg = strings.ToValidUTF8(msg[:500], "")
+	}
+	return msg
+}
