@@ -1,0 +1,204 @@
+package bench
+
+import (
+	"context"
+	mrand "math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+type ingestResult struct {
+	ids       []uuid.UUID
+	latencies []time.Duration
+	requests  int
+	accepted  int
+	errors    int
+	byStatus  map[string]int
+	firstErr  string
+	wall      time.Duration
+	stopped   bool
+	timedOut  bool
+}
+
+func (res *ingestResult) report() Ingest {
+	in := Ingest{
+		Accepted: res.accepted, Requests: res.requests, Errors: res.errors, FirstError: res.firstErr,
+		Seconds: res.wall.Seconds(), Latency: summarize(res.latencies), StoppedEarly: res.stopped, TimedOut: res.timedOut,
+	}
+	if len(res.byStatus) > 0 {
+		in.ErrorsByStatus = res.byStatus
+	}
+	if res.wall > 0 {
+		in.EventsPerSecond = float64(res.accepted) / res.wall.Seconds()
+	}
+	return in
+}
+
+// slot is one request to send and when it was meant to be sent.
+type slot struct {
+	index int
+	at    time.Time
+}
+
+// ingest posts the events with o.Concurrency requests in flight. Without a
+// rate each request's latency runs from its own start; with one, requests are
+// due on a fixed schedule and latency runs from the due time, so a slow
+// server cannot hide its slowness by delaying the requests that would have
+// measured it.
+func (r *runner) ingest(parent context.Context, accounts []uuid.UUID) *ingestResult {
+	per := max(r.o.Batch, 1)
+	total := (r.o.Events + per - 1) / per
+	path := "/v1/events"
+	if r.o.Batch > 0 {
+		path = "/v1/events/batch"
+	}
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+
+	type workerOut struct {
+		ids       []uuid.UUID
+		latencies []time.Duration
+		requests  int
+		accepted  int
+		byStatus  map[string]int
+		firstErr  string
+	}
+	outs := make([]workerOut, r.o.Concurrency)
+	var (
+		next     atomic.Int64
+		failures atomic.Int64
+		stopped  atomic.Bool
+		wg       sync.WaitGroup
+	)
+	begin := time.Now()
+
+	var due chan slot
+	if r.o.Rate > 0 {
+		due = make(chan slot, r.o.Concurrency*4)
+		interval := time.Duration(float64(per) / r.o.Rate * float64(time.Second))
+		wg.Go(func() {
+			defer close(due)
+			tick := time.NewTicker(max(interval, time.Millisecond))
+			defer tick.Stop()
+			for i := 0; i < total; {
+				at := begin.Add(time.Duration(i) * interval)
+				if time.Now().Before(at) {
+					select {
+					case <-ctx.Done():
+						return
+					case <-tick.C:
+					}
+					continue
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case due <- slot{index: i, at: at}:
+					i++
+				}
+			}
+		})
+	}
+
+	seed := uint64(time.Now().UnixNano())
+	for w := range r.o.Concurrency {
+		wg.Go(func() {
+			out := &outs[w]
+			out.byStatus = map[string]int{}
+			rng := mrand.New(mrand.NewPCG(seed, uint64(w)))
+			var body []byte
+			for {
+				var s slot
+				if due != nil {
+					var ok bool
+					select {
+					case <-ctx.Done():
+						return
+					case s, ok = <-due:
+						if !ok {
+							return
+						}
+					}
+				} else {
+					s.index = int(next.Add(1) - 1)
+					if s.index >= total {
+						return
+					}
+					s.at = time.Now()
+				}
+				if ctx.Err() != nil {
+					return
+				}
+				n := min(per, r.o.Events-s.index*per)
+				body = eventsBody(body[:0], rng, accounts, n, r.o.Batch > 0)
+				status, ids, msg := r.post(ctx, path, body)
+				latency := time.Since(s.at)
+				if status == 0 && ctx.Err() != nil {
+					return // cut short by the timeout or an early stop: neither success nor failure
+				}
+				out.requests++
+				if status >= 200 && status < 300 {
+					out.ids = append(out.ids, ids...)
+					out.accepted += len(ids)
+					out.latencies = append(out.latencies, latency)
+					continue
+				}
+				key := strconv.Itoa(status)
+				if status == 0 {
+					key = "transport"
+				}
+				out.byStatus[key]++
+				if out.firstErr == "" {
+					out.firstErr = msg
+				}
+				if failures.Add(1)*100 > int64(total) {
+					stopped.Store(true)
+					cancel()
+				}
+			}
+		})
+	}
+	wg.Wait()
+
+	res := &ingestResult{wall: time.Since(begin), byStatus: map[string]int{}, stopped: stopped.Load()}
+	res.timedOut = parent.Err() != nil
+	for _, o := range outs {
+		res.ids = append(res.ids, o.ids...)
+		res.latencies = append(res.latencies, o.latencies...)
+		res.requests += o.requests
+		res.accepted += o.accepted
+		for k, v := range o.byStatus {
+			res.byStatus[k] += v
+			res.errors += v
+		}
+		if res.firstErr == "" {
+			res.firstErr = o.firstErr
+		}
+	}
+	return res
+}
+
+// eventsBody appends the JSON of n won events, as one event or as a batch.
+func eventsBody(b []byte, rng *mrand.Rand, accounts []uuid.UUID, n int, batch bool) []byte {
+	if batch {
+		b = append(b, `{"events":[`...)
+	}
+	for i := range n {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"account_id":"`...)
+		b = append(b, accounts[rng.IntN(len(accounts))].String()...)
+		b = append(b, `","type":"won","payload":{"amount":`...)
+		b = strconv.AppendInt(b, int64(1+rng.IntN(2000)), 10)
+		b = append(b, `}}`...)
+	}
+	if batch {
+		b = append(b, `]}`...)
+	}
+	return b
+}
