@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -18,39 +16,24 @@ func (r *runner) createAccounts(ctx context.Context) ([]uuid.UUID, error) {
 	k := r.o.Accounts
 	r.log.Info("creating accounts", slog.Int("accounts", k), slog.String("run", r.runID))
 	ids := make([]uuid.UUID, k)
-	var (
-		next    atomic.Int64
-		wg      sync.WaitGroup
-		errOnce sync.Once
-		first   error
-	)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	for range min(r.o.Concurrency, k) {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= k || ctx.Err() != nil {
-					return
-				}
-				var a struct {
-					ID uuid.UUID `json:"id"`
-				}
-				in := map[string]any{
-					"name":     fmt.Sprintf("bench %s %d", r.runID, i),
-					"metadata": map[string]any{"bench_run": r.runID},
-				}
-				if err := r.call(ctx, http.MethodPost, "/v1/accounts", in, &a); err != nil {
-					errOnce.Do(func() { first = err; cancel() })
-					return
-				}
-				ids[i] = a.ID
+	err := work(ctx, min(r.o.Concurrency, k), counter(k), func(int) func(context.Context, int) error {
+		return func(ctx context.Context, i int) error {
+			var a struct {
+				ID uuid.UUID `json:"id"`
 			}
-		})
-	}
-	wg.Wait()
-	if first != nil {
-		return nil, fmt.Errorf("create accounts: %w", first)
+			in := map[string]any{
+				"name":     fmt.Sprintf("bench %s %d", r.runID, i),
+				"metadata": map[string]any{"bench_run": r.runID},
+			}
+			if err := r.call(ctx, http.MethodPost, "/v1/accounts", in, &a); err != nil {
+				return err
+			}
+			ids[i] = a.ID
+			return nil
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create accounts: %w", err)
 	}
 
 	var stored int

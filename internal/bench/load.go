@@ -2,9 +2,9 @@ package bench
 
 import (
 	"context"
+	"errors"
 	mrand "math/rand/v2"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -44,20 +44,22 @@ type slot struct {
 	at    time.Time
 }
 
+// errTooManyFailures stops the ingest once more than 1% of its requests
+// have failed.
+var errTooManyFailures = errors.New("more than 1% of the requests failed")
+
 // ingest posts the events with o.Concurrency requests in flight. Without a
 // rate each request's latency runs from its own start; with one, requests are
 // due on a fixed schedule and latency runs from the due time, so a slow
 // server cannot hide its slowness by delaying the requests that would have
 // measured it.
-func (r *runner) ingest(parent context.Context, accounts []uuid.UUID) *ingestResult {
+func (r *runner) ingest(ctx context.Context, accounts []uuid.UUID) *ingestResult {
 	per := max(r.o.Batch, 1)
 	total := (r.o.Events + per - 1) / per
 	path := "/v1/events"
 	if r.o.Batch > 0 {
 		path = "/v1/events/batch"
 	}
-	ctx, cancel := context.WithCancel(parent)
-	defer cancel()
 
 	type workerOut struct {
 		ids       []uuid.UUID
@@ -68,104 +70,59 @@ func (r *runner) ingest(parent context.Context, accounts []uuid.UUID) *ingestRes
 		firstErr  string
 	}
 	outs := make([]workerOut, r.o.Concurrency)
-	var (
-		next     atomic.Int64
-		failures atomic.Int64
-		stopped  atomic.Bool
-		wg       sync.WaitGroup
-	)
+	var failures atomic.Int64
 	begin := time.Now()
 
-	var due chan slot
+	index := counter(total)
+	next := func(ctx context.Context) (slot, bool) {
+		i, ok := index(ctx)
+		return slot{index: i, at: time.Now()}, ok
+	}
+	stopPacing := func() {}
 	if r.o.Rate > 0 {
-		due = make(chan slot, r.o.Concurrency*4)
 		interval := time.Duration(float64(per) / r.o.Rate * float64(time.Second))
-		wg.Go(func() {
-			defer close(due)
-			tick := time.NewTicker(max(interval, time.Millisecond))
-			defer tick.Stop()
-			for i := 0; i < total; {
-				at := begin.Add(time.Duration(i) * interval)
-				if time.Now().Before(at) {
-					select {
-					case <-ctx.Done():
-						return
-					case <-tick.C:
-					}
-					continue
-				}
-				select {
-				case <-ctx.Done():
-					return
-				case due <- slot{index: i, at: at}:
-					i++
-				}
-			}
-		})
+		next, stopPacing = paced(ctx, begin, total, interval, r.o.Concurrency*4)
 	}
 
 	seed := uint64(time.Now().UnixNano())
-	for w := range r.o.Concurrency {
-		wg.Go(func() {
-			out := &outs[w]
-			out.byStatus = map[string]int{}
-			rng := mrand.New(mrand.NewPCG(seed, uint64(w)))
-			var body []byte
-			for {
-				var s slot
-				if due != nil {
-					var ok bool
-					select {
-					case <-ctx.Done():
-						return
-					case s, ok = <-due:
-						if !ok {
-							return
-						}
-					}
-				} else {
-					s.index = int(next.Add(1) - 1)
-					if s.index >= total {
-						return
-					}
-					s.at = time.Now()
-				}
-				if ctx.Err() != nil {
-					return
-				}
-				n := min(per, r.o.Events-s.index*per)
-				body = eventsBody(body[:0], rng, accounts, n, r.o.Batch > 0)
-				status, ids, msg := r.post(ctx, path, body)
-				latency := time.Since(s.at)
-				if status == 0 && ctx.Err() != nil {
-					return // cut short by the timeout or an early stop: neither success nor failure
-				}
-				out.requests++
-				if status >= 200 && status < 300 {
-					out.ids = append(out.ids, ids...)
-					out.accepted += len(ids)
-					out.latencies = append(out.latencies, latency)
-					continue
-				}
-				key := strconv.Itoa(status)
-				if status == 0 {
-					key = "transport"
-				}
-				out.byStatus[key]++
-				if out.firstErr == "" {
-					out.firstErr = msg
-				}
-				if failures.Add(1)*100 > int64(total) {
-					stopped.Store(true)
-					cancel()
-				}
+	err := work(ctx, r.o.Concurrency, next, func(w int) func(context.Context, slot) error {
+		out := &outs[w]
+		out.byStatus = map[string]int{}
+		rng := mrand.New(mrand.NewPCG(seed, uint64(w)))
+		var body []byte
+		return func(ctx context.Context, s slot) error {
+			n := min(per, r.o.Events-s.index*per)
+			body = eventsBody(body[:0], rng, accounts, n, r.o.Batch > 0)
+			status, ids, msg := r.post(ctx, path, body)
+			latency := time.Since(s.at)
+			if status == 0 && ctx.Err() != nil {
+				return nil // cut short by the timeout or an early stop: neither success nor failure
 			}
-		})
-	}
-	wg.Wait()
+			out.requests++
+			if status >= 200 && status < 300 {
+				out.ids = append(out.ids, ids...)
+				out.accepted += len(ids)
+				out.latencies = append(out.latencies, latency)
+				return nil
+			}
+			key := strconv.Itoa(status)
+			if status == 0 {
+				key = "transport"
+			}
+			out.byStatus[key]++
+			if out.firstErr == "" {
+				out.firstErr = msg
+			}
+			if failures.Add(1)*100 > int64(total) {
+				return errTooManyFailures
+			}
+			return nil
+		}
+	})
+	stopPacing()
 
-	res := &ingestResult{wall: time.Since(begin), byStatus: map[string]int{}, stopped: stopped.Load()}
-	res.timedOut = parent.Err() != nil
+	res := &ingestResult{wall: time.Since(begin), byStatus: map[string]int{}, stopped: errors.Is(err, errTooManyFailures)}
+	res.timedOut = ctx.Err() != nil
 	for _, o := range outs {
 		res.ids = append(res.ids, o.ids...)
 		res.latencies = append(res.latencies, o.latencies...)
@@ -180,6 +137,47 @@ func (r *runner) ingest(parent context.Context, accounts []uuid.UUID) *ingestRes
 		}
 	}
 	return res
+}
+
+// paced hands out the slots of total requests, due one interval apart from
+// begin, holding up to buffer that are due and not yet taken. stop ends the
+// pacing and waits until it has.
+func paced(ctx context.Context, begin time.Time, total int, interval time.Duration, buffer int) (next func(context.Context) (slot, bool), stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	due := make(chan slot, buffer)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(due)
+		tick := time.NewTicker(max(interval, time.Millisecond))
+		defer tick.Stop()
+		for i := 0; i < total; {
+			at := begin.Add(time.Duration(i) * interval)
+			if time.Now().Before(at) {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+				continue
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case due <- slot{index: i, at: at}:
+				i++
+			}
+		}
+	}()
+	next = func(ctx context.Context) (slot, bool) {
+		select {
+		case <-ctx.Done():
+			return slot{}, false
+		case s, ok := <-due:
+			return s, ok
+		}
+	}
+	return next, func() { cancel(); <-done }
 }
 
 // eventsBody appends the JSON of n won events, as one event or as a batch.

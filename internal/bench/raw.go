@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -131,64 +129,49 @@ type rawResult struct {
 func rawInsert(ctx context.Context, pool *pgxpool.Pool, inserter jobs.Inserter, accounts []uuid.UUID, n, concurrency, batch int) (rawResult, error) {
 	per := max(batch, 1)
 	total := (n + per - 1) / per
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 
 	type workerOut struct {
 		ids       []uuid.UUID
 		latencies []time.Duration
 	}
 	outs := make([]workerOut, concurrency)
-	var (
-		next    atomic.Int64
-		wg      sync.WaitGroup
-		errOnce sync.Once
-		first   error
-	)
 	seed := uint64(time.Now().UnixNano())
 	begin := time.Now()
-	for w := range concurrency {
-		wg.Go(func() {
-			out := &outs[w]
-			rng := mrand.New(mrand.NewPCG(seed, uint64(w)))
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= total || ctx.Err() != nil {
-					return
-				}
-				count := min(per, n-i*per)
-				now := event.Now()
-				events := make([]*event.Event, count)
-				for j := range events {
-					e, err := event.New(event.Input{
-						AccountID: accounts[rng.IntN(len(accounts))],
-						Type:      "won",
-						Payload:   map[string]any{"amount": 1 + rng.IntN(2000)},
-					}, now)
-					if err != nil {
-						errOnce.Do(func() { first = err; cancel() })
-						return
-					}
-					events[j] = e
-				}
-				t0 := time.Now()
-				err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-					return event.Insert(ctx, tx, inserter, events)
-				})
+	err := work(ctx, concurrency, counter(total), func(w int) func(context.Context, int) error {
+		out := &outs[w]
+		rng := mrand.New(mrand.NewPCG(seed, uint64(w)))
+		return func(ctx context.Context, i int) error {
+			count := min(per, n-i*per)
+			now := event.Now()
+			events := make([]*event.Event, count)
+			for j := range events {
+				e, err := event.New(event.Input{
+					AccountID: accounts[rng.IntN(len(accounts))],
+					Type:      "won",
+					Payload:   map[string]any{"amount": 1 + rng.IntN(2000)},
+				}, now)
 				if err != nil {
-					if ctx.Err() == nil {
-						errOnce.Do(func() { first = err; cancel() })
-					}
-					return
+					return err
 				}
-				out.latencies = append(out.latencies, time.Since(t0))
-				for _, e := range events {
-					out.ids = append(out.ids, e.ID)
-				}
+				events[j] = e
 			}
-		})
-	}
-	wg.Wait()
+			t0 := time.Now()
+			err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+				return event.Insert(ctx, tx, inserter, events)
+			})
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil // cut short: the run is ending
+				}
+				return err
+			}
+			out.latencies = append(out.latencies, time.Since(t0))
+			for _, e := range events {
+				out.ids = append(out.ids, e.ID)
+			}
+			return nil
+		}
+	})
 	res := rawResult{wall: time.Since(begin)}
 	for _, o := range outs {
 		res.ids = append(res.ids, o.ids...)
@@ -196,8 +179,8 @@ func rawInsert(ctx context.Context, pool *pgxpool.Pool, inserter jobs.Inserter, 
 		res.transactions += len(o.latencies)
 		res.latencies = append(res.latencies, o.latencies...)
 	}
-	if first != nil {
-		return res, first
+	if err != nil {
+		return res, err
 	}
 	return res, context.Cause(ctx)
 }
