@@ -13,6 +13,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
+	"github.com/ctrader/ctrader/internal/account"
 	"github.com/ctrader/ctrader/internal/event"
 	"github.com/ctrader/ctrader/internal/jobs"
 )
@@ -92,20 +93,12 @@ func newInserter(pool *pgxpool.Pool) (*river.Client[pgx.Tx], error) {
 // rawAccounts creates k provisioned accounts directly, without their
 // provisioning jobs.
 func rawAccounts(ctx context.Context, pool *pgxpool.Pool, k int, runID string) ([]uuid.UUID, error) {
-	ids := make([]uuid.UUID, k)
-	rows := make([][]any, k)
-	now := time.Now()
-	for i := range k {
-		id, err := uuid.NewV7()
-		if err != nil {
-			return nil, err
-		}
-		ids[i] = id
-		rows[i] = []any{id, fmt.Sprintf("bench %s raw %d", runID, i), "active",
-			map[string]any{"bench_run": runID, "raw": true}, now}
+	ins := make([]account.CreateInput, k)
+	metadata := map[string]any{"bench_run": runID, "raw": true}
+	for i := range ins {
+		ins[i] = account.CreateInput{Name: fmt.Sprintf("bench %s raw %d", runID, i), Metadata: metadata}
 	}
-	_, err := pool.CopyFrom(ctx, pgx.Identifier{"accounts"},
-		[]string{"id", "name", "status", "metadata", "activated_at"}, pgx.CopyFromRows(rows))
+	ids, err := account.CopyActive(ctx, pool, ins)
 	if err != nil {
 		return nil, fmt.Errorf("create raw accounts: %w", err)
 	}
