@@ -60,14 +60,10 @@ func (r *runner) call(ctx context.Context, method, path string, in, out any) err
 		}
 	}
 	for attempt := 1; ; attempt++ {
-		req, err := http.NewRequestWithContext(ctx, method, r.base+path, bytes.NewReader(body))
+		req, err := r.newRequest(ctx, method, path, body)
 		if err != nil {
 			return err
 		}
-		if in != nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		r.authorize(req)
 		resp, err := r.client.Do(req)
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", method, path, err)
@@ -101,10 +97,20 @@ func (r *runner) call(ctx context.Context, method, path string, in, out any) err
 	}
 }
 
-func (r *runner) authorize(req *http.Request) {
+// newRequest builds a request to the server that carries the run's token,
+// and body as JSON when there is one.
+func (r *runner) newRequest(ctx context.Context, method, path string, body []byte) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, r.base+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if r.o.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+r.o.Token)
 	}
+	return req, nil
 }
 
 func hint(status int) string {
@@ -131,12 +137,10 @@ func snippet(b []byte) string {
 // came), the ids of the stored events on success, and otherwise a short
 // description of what went wrong.
 func (r *runner) post(ctx context.Context, path string, body []byte) (int, []uuid.UUID, string) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.base+path, bytes.NewReader(body))
+	req, err := r.newRequest(ctx, http.MethodPost, path, body)
 	if err != nil {
 		return 0, nil, err.Error()
 	}
-	req.Header.Set("Content-Type", "application/json")
-	r.authorize(req)
 	resp, err := r.client.Do(req)
 	if err != nil {
 		return 0, nil, err.Error()

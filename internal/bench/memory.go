@@ -129,11 +129,10 @@ func readVmRSS(path string) (float64, error) {
 
 // scrapeRSS reads process_resident_memory_bytes from the server's /metrics.
 func (r *runner) scrapeRSS(ctx context.Context) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.base+"/metrics", nil)
+	req, err := r.newRequest(ctx, http.MethodGet, "/metrics", nil)
 	if err != nil {
 		return 0, err
 	}
-	r.authorize(req)
 	resp, err := r.client.Do(req)
 	if err != nil {
 		return 0, err
