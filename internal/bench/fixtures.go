@@ -43,21 +43,18 @@ func (r *runner) createAccounts(ctx context.Context) ([]uuid.UUID, error) {
 	if stored != k {
 		return nil, fmt.Errorf("only %d of the %d accounts created through %s are in the database: --database-url must name the server's database", stored, k, r.base)
 	}
-	for {
-		var active int
+	var active int
+	done, err := poll(ctx, 100*time.Millisecond, func() (bool, error) {
 		err := r.pool.QueryRow(ctx, `SELECT count(*) FROM accounts WHERE id = ANY($1) AND activated_at IS NOT NULL`, ids).Scan(&active)
-		if err != nil {
-			return nil, fmt.Errorf("wait for accounts: %w", err)
-		}
-		if active == k {
-			return ids, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("only %d of %d accounts were provisioned before the timeout: are the server's workers running?", active, k)
-		case <-time.After(100 * time.Millisecond):
-		}
+		return active == k, err
+	})
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("wait for accounts: %w", err)
+	case !done:
+		return nil, fmt.Errorf("only %d of %d accounts were provisioned before the timeout: are the server's workers running?", active, k)
 	}
+	return ids, nil
 }
 
 // createRules creates the run's rules: conditions on payload.amount at

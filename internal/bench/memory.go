@@ -61,9 +61,7 @@ func (r *runner) startMemory(ctx context.Context) *memSampler {
 	ctx, m.cancel = context.WithCancel(ctx)
 	go func() {
 		defer close(m.done)
-		tick := time.NewTicker(interval)
-		defer tick.Stop()
-		for {
+		_, _ = poll(ctx, interval, func() (bool, error) {
 			if v, err := read(ctx); err == nil {
 				m.mu.Lock()
 				if m.samples == 0 {
@@ -73,12 +71,8 @@ func (r *runner) startMemory(ctx context.Context) *memSampler {
 				m.peak = max(m.peak, v)
 				m.mu.Unlock()
 			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-		}
+			return false, nil
+		})
 	}()
 	return m
 }
