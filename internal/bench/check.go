@@ -35,9 +35,7 @@ func (r *runner) endToEnd(ctx context.Context, accounts []uuid.UUID, start time.
 	}
 	if lastDone != nil {
 		e.Seconds = lastDone.Sub(start).Seconds()
-		if e.Seconds > 0 {
-			e.EventsPerSecond = float64(e.Processed) / e.Seconds
-		}
+		e.EventsPerSecond = perSecond(e.Processed, e.Seconds)
 	}
 	if len(percentiles) == 3 {
 		e.Latency = Latency{Samples: e.Processed + e.Failed, P50: percentiles[0] * 1000, P95: percentiles[1] * 1000,

@@ -66,7 +66,7 @@ func (r *runner) createRules(ctx context.Context) ([]uuid.UUID, error) {
 		r.log.Info("creating rules", slog.Int("rules", r.o.Rules))
 	}
 	for i := range r.o.Rules {
-		threshold := (i + 1) * 2000 / (r.o.Rules + 1)
+		threshold := (i + 1) * maxAmount / (r.o.Rules + 1)
 		actions := []map[string]any{}
 		if r.o.RuleActions {
 			actions = append(actions, map[string]any{"type": "set_account_status", "status": "vip"})

@@ -32,9 +32,7 @@ func (res *ingestResult) report() Ingest {
 	if len(res.byStatus) > 0 {
 		in.ErrorsByStatus = res.byStatus
 	}
-	if res.wall > 0 {
-		in.EventsPerSecond = float64(res.accepted) / res.wall.Seconds()
-	}
+	in.EventsPerSecond = perSecond(res.accepted, in.Seconds)
 	return in
 }
 
@@ -180,6 +178,16 @@ func paced(ctx context.Context, begin time.Time, total int, interval time.Durati
 	return next, func() { cancel(); <-done }
 }
 
+// maxAmount bounds the amounts of the won events a run posts; the rules'
+// thresholds spread over 1 to maxAmount.
+const maxAmount = 2000
+
+// drawWon draws one won event: an account of accounts and an amount from 1
+// to maxAmount.
+func drawWon(rng *mrand.Rand, accounts []uuid.UUID) (accountID uuid.UUID, amount int) {
+	return accounts[rng.IntN(len(accounts))], 1 + rng.IntN(maxAmount)
+}
+
 // eventsBody appends the JSON of n won events, as one event or as a batch.
 func eventsBody(b []byte, rng *mrand.Rand, accounts []uuid.UUID, n int, batch bool) []byte {
 	if batch {
@@ -189,10 +197,11 @@ func eventsBody(b []byte, rng *mrand.Rand, accounts []uuid.UUID, n int, batch bo
 		if i > 0 {
 			b = append(b, ',')
 		}
+		accountID, amount := drawWon(rng, accounts)
 		b = append(b, `{"account_id":"`...)
-		b = append(b, accounts[rng.IntN(len(accounts))].String()...)
+		b = append(b, accountID.String()...)
 		b = append(b, `","type":"won","payload":{"amount":`...)
-		b = strconv.AppendInt(b, int64(1+rng.IntN(2000)), 10)
+		b = strconv.AppendInt(b, int64(amount), 10)
 		b = append(b, `}}`...)
 	}
 	if batch {

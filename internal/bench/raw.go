@@ -46,9 +46,7 @@ func (r *runner) runRaw(ctx context.Context) *Raw {
 	}
 	raw.Events, raw.Transactions = res.events, res.transactions
 	raw.Seconds = res.wall.Seconds()
-	if res.wall > 0 {
-		raw.EventsPerSecond = float64(res.events) / res.wall.Seconds()
-	}
+	raw.EventsPerSecond = perSecond(res.events, raw.Seconds)
 	raw.Latency = summarize(res.latencies)
 	if res.events < r.o.Events && raw.Error == "" {
 		r.note("the raw reference wrote %d of %d events before the timeout", res.events, r.o.Events)
@@ -138,10 +136,11 @@ func rawInsert(ctx context.Context, pool *pgxpool.Pool, inserter jobs.Inserter, 
 			now := event.Now()
 			events := make([]*event.Event, count)
 			for j := range events {
+				accountID, amount := drawWon(rng, accounts)
 				e, err := event.New(event.Input{
-					AccountID: accounts[rng.IntN(len(accounts))],
+					AccountID: accountID,
 					Type:      "won",
-					Payload:   map[string]any{"amount": 1 + rng.IntN(2000)},
+					Payload:   map[string]any{"amount": amount},
 				}, now)
 				if err != nil {
 					return err
