@@ -11,6 +11,8 @@ import (
 	"github.com/google/uuid"
 )
 
+// ingestResult is what posting the events came to, for one worker or, added
+// up, for the run.
 type ingestResult struct {
 	ids       []uuid.UUID
 	latencies []time.Duration
@@ -59,15 +61,7 @@ func (r *runner) ingest(ctx context.Context, accounts []uuid.UUID) *ingestResult
 		path = "/v1/events/batch"
 	}
 
-	type workerOut struct {
-		ids       []uuid.UUID
-		latencies []time.Duration
-		requests  int
-		accepted  int
-		byStatus  map[string]int
-		firstErr  string
-	}
-	outs := make([]workerOut, r.o.Concurrency)
+	outs := make([]ingestResult, r.o.Concurrency)
 	var failures atomic.Int64
 	begin := time.Now()
 
@@ -121,20 +115,26 @@ func (r *runner) ingest(ctx context.Context, accounts []uuid.UUID) *ingestResult
 
 	res := &ingestResult{wall: time.Since(begin), byStatus: map[string]int{}, stopped: errors.Is(err, errTooManyFailures)}
 	res.timedOut = ctx.Err() != nil
-	for _, o := range outs {
-		res.ids = append(res.ids, o.ids...)
-		res.latencies = append(res.latencies, o.latencies...)
-		res.requests += o.requests
-		res.accepted += o.accepted
-		for k, v := range o.byStatus {
-			res.byStatus[k] += v
-			res.errors += v
-		}
-		if res.firstErr == "" {
-			res.firstErr = o.firstErr
-		}
+	for i := range outs {
+		res.add(&outs[i])
 	}
 	return res
+}
+
+// add counts a worker's requests in res; a worker counts its failed requests
+// by status only.
+func (res *ingestResult) add(o *ingestResult) {
+	res.ids = append(res.ids, o.ids...)
+	res.latencies = append(res.latencies, o.latencies...)
+	res.requests += o.requests
+	res.accepted += o.accepted
+	for k, v := range o.byStatus {
+		res.byStatus[k] += v
+		res.errors += v
+	}
+	if res.firstErr == "" {
+		res.firstErr = o.firstErr
+	}
 }
 
 // paced hands out the slots of total requests, due one interval apart from
