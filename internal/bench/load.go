@@ -65,15 +65,17 @@ func (r *runner) ingest(ctx context.Context, accounts []uuid.UUID) *ingestResult
 	var failures atomic.Int64
 	begin := time.Now()
 
-	index := counter(total)
-	next := func(ctx context.Context) (slot, bool) {
-		i, ok := index(ctx)
-		return slot{index: i, at: time.Now()}, ok
-	}
+	var next func(context.Context) (slot, bool)
 	stopPacing := func() {}
 	if r.o.Rate > 0 {
 		interval := time.Duration(float64(per) / r.o.Rate * float64(time.Second))
 		next, stopPacing = paced(ctx, begin, total, interval, r.o.Concurrency*4)
+	} else {
+		index := counter(total)
+		next = func(ctx context.Context) (slot, bool) {
+			i, ok := index(ctx)
+			return slot{index: i, at: time.Now()}, ok
+		}
 	}
 
 	seed := uint64(time.Now().UnixNano())

@@ -20,7 +20,7 @@ import (
 
 // runRaw is the reference run: the transactions POST /v1/events (or /batch)
 // commits, written straight to Postgres with no HTTP in between. It uses
-// accounts of its own, created active with SQL, so the HTTP run's checks
+// accounts of its own, created active in one COPY, so the HTTP run's checks
 // never see its events. The jobs it inserts are real: the server's workers
 // process them, and runRaw waits until they have.
 func (r *runner) runRaw(ctx context.Context) *Raw {
