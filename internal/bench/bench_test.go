@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -234,7 +233,7 @@ func TestWaitProcessedFollowsTheOldestUnfinishedEvents(t *testing.T) {
 	// Finish every event but the newest ten: the first window empties and
 	// the second holds what is left.
 	newest := slices.Clone(res.ids)
-	slices.SortFunc(newest, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	sortIDs(newest)
 	newest = newest[len(newest)-10:]
 	_, err = pool.Exec(ctx, `UPDATE events SET status = 'processed', processed_at = now() WHERE id = ANY($1) AND NOT id = ANY($2)`, res.ids, newest)
 	require.NoError(t, err)

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -15,13 +13,14 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
+	"github.com/ctrader/ctrader/internal/account"
 	"github.com/ctrader/ctrader/internal/event"
 	"github.com/ctrader/ctrader/internal/jobs"
 )
 
 // runRaw is the reference run: the transactions POST /v1/events (or /batch)
 // commits, written straight to Postgres with no HTTP in between. It uses
-// accounts of its own, created active with SQL, so the HTTP run's checks
+// accounts of its own, created active in one COPY, so the HTTP run's checks
 // never see its events. The jobs it inserts are real: the server's workers
 // process them, and runRaw waits until they have.
 func (r *runner) runRaw(ctx context.Context) *Raw {
@@ -47,9 +46,7 @@ func (r *runner) runRaw(ctx context.Context) *Raw {
 	}
 	raw.Events, raw.Transactions = res.events, res.transactions
 	raw.Seconds = res.wall.Seconds()
-	if res.wall > 0 {
-		raw.EventsPerSecond = float64(res.events) / res.wall.Seconds()
-	}
+	raw.EventsPerSecond = perSecond(res.events, raw.Seconds)
 	raw.Latency = summarize(res.latencies)
 	if res.events < r.o.Events && raw.Error == "" {
 		r.note("the raw reference wrote %d of %d events before the timeout", res.events, r.o.Events)
@@ -94,20 +91,12 @@ func newInserter(pool *pgxpool.Pool) (*river.Client[pgx.Tx], error) {
 // rawAccounts creates k provisioned accounts directly, without their
 // provisioning jobs.
 func rawAccounts(ctx context.Context, pool *pgxpool.Pool, k int, runID string) ([]uuid.UUID, error) {
-	ids := make([]uuid.UUID, k)
-	rows := make([][]any, k)
-	now := time.Now()
-	for i := range k {
-		id, err := uuid.NewV7()
-		if err != nil {
-			return nil, err
-		}
-		ids[i] = id
-		rows[i] = []any{id, fmt.Sprintf("bench %s raw %d", runID, i), "active",
-			map[string]any{"bench_run": runID, "raw": true}, now}
+	ins := make([]account.CreateInput, k)
+	metadata := map[string]any{"bench_run": runID, "raw": true}
+	for i := range ins {
+		ins[i] = account.CreateInput{Name: fmt.Sprintf("bench %s raw %d", runID, i), Metadata: metadata}
 	}
-	_, err := pool.CopyFrom(ctx, pgx.Identifier{"accounts"},
-		[]string{"id", "name", "status", "metadata", "activated_at"}, pgx.CopyFromRows(rows))
+	ids, err := account.CopyActive(ctx, pool, ins)
 	if err != nil {
 		return nil, fmt.Errorf("create raw accounts: %w", err)
 	}
@@ -131,64 +120,50 @@ type rawResult struct {
 func rawInsert(ctx context.Context, pool *pgxpool.Pool, inserter jobs.Inserter, accounts []uuid.UUID, n, concurrency, batch int) (rawResult, error) {
 	per := max(batch, 1)
 	total := (n + per - 1) / per
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 
 	type workerOut struct {
 		ids       []uuid.UUID
 		latencies []time.Duration
 	}
 	outs := make([]workerOut, concurrency)
-	var (
-		next    atomic.Int64
-		wg      sync.WaitGroup
-		errOnce sync.Once
-		first   error
-	)
 	seed := uint64(time.Now().UnixNano())
 	begin := time.Now()
-	for w := range concurrency {
-		wg.Go(func() {
-			out := &outs[w]
-			rng := mrand.New(mrand.NewPCG(seed, uint64(w)))
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= total || ctx.Err() != nil {
-					return
-				}
-				count := min(per, n-i*per)
-				now := event.Now()
-				events := make([]*event.Event, count)
-				for j := range events {
-					e, err := event.New(event.Input{
-						AccountID: accounts[rng.IntN(len(accounts))],
-						Type:      "won",
-						Payload:   map[string]any{"amount": 1 + rng.IntN(2000)},
-					}, now)
-					if err != nil {
-						errOnce.Do(func() { first = err; cancel() })
-						return
-					}
-					events[j] = e
-				}
-				t0 := time.Now()
-				err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-					return event.Insert(ctx, tx, inserter, events)
-				})
+	err := work(ctx, concurrency, counter(total), func(w int) func(context.Context, int) error {
+		out := &outs[w]
+		rng := mrand.New(mrand.NewPCG(seed, uint64(w)))
+		return func(ctx context.Context, i int) error {
+			count := min(per, n-i*per)
+			now := event.Now()
+			events := make([]*event.Event, count)
+			for j := range events {
+				accountID, amount := drawWon(rng, accounts)
+				e, err := event.New(event.Input{
+					AccountID: accountID,
+					Type:      "won",
+					Payload:   map[string]any{"amount": amount},
+				}, now)
 				if err != nil {
-					if ctx.Err() == nil {
-						errOnce.Do(func() { first = err; cancel() })
-					}
-					return
+					return err
 				}
-				out.latencies = append(out.latencies, time.Since(t0))
-				for _, e := range events {
-					out.ids = append(out.ids, e.ID)
-				}
+				events[j] = e
 			}
-		})
-	}
-	wg.Wait()
+			t0 := time.Now()
+			err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+				return event.Insert(ctx, tx, inserter, events)
+			})
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil // cut short: the run is ending
+				}
+				return err
+			}
+			out.latencies = append(out.latencies, time.Since(t0))
+			for _, e := range events {
+				out.ids = append(out.ids, e.ID)
+			}
+			return nil
+		}
+	})
 	res := rawResult{wall: time.Since(begin)}
 	for _, o := range outs {
 		res.ids = append(res.ids, o.ids...)
@@ -196,8 +171,8 @@ func rawInsert(ctx context.Context, pool *pgxpool.Pool, inserter jobs.Inserter, 
 		res.transactions += len(o.latencies)
 		res.latencies = append(res.latencies, o.latencies...)
 	}
-	if first != nil {
-		return res, first
+	if err != nil {
+		return res, err
 	}
 	return res, context.Cause(ctx)
 }

@@ -1,0 +1,121 @@
+package bench
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/url"
+	"time"
+
+	"github.com/ctrader/ctrader/internal/config"
+)
+
+// MaxEvents bounds --events.
+const MaxEvents = 10_000_000
+
+// MaxBatch is the most events POST /v1/events/batch accepts.
+const MaxBatch = 1000
+
+// Options configures a run.
+type Options struct {
+	URL         string
+	DatabaseURL string
+	Token       string // bearer token with the admin scope; empty sends none
+	Accounts    int
+	Rules       int
+	RuleActions bool
+	Events      int
+	Concurrency int
+	Batch       int     // 0: POST /v1/events; >0: POST /v1/events/batch with this many events
+	Rate        float64 // events per second; 0: as fast as possible
+	Timeout     time.Duration
+	Raw         bool
+	RawOrder    string // "before" or "after" the HTTP run
+	ServerPID   int
+	JSON        bool
+	Logger      *slog.Logger // progress; nil discards it
+}
+
+// Defaults returns the options of a plain `ctrader bench`.
+func Defaults() Options {
+	return Options{
+		URL:         "http://127.0.0.1:8000",
+		Accounts:    100,
+		Rules:       5,
+		Events:      10_000,
+		Concurrency: 8,
+		Timeout:     5 * time.Minute,
+		RawOrder:    "after",
+	}
+}
+
+// Register adds the run's flags to fs, with o's values as defaults. The
+// database URL and the secret tokens are minted with are the caller's.
+func (o *Options) Register(fs *flag.FlagSet) {
+	fs.StringVar(&o.URL, "url", o.URL, "base URL of the running ctrader server (loopback addresses only)")
+	// A Func flag, so the help text never shows a token taken from BENCH_TOKEN.
+	fs.Func("token", "bearer token with the admin scope (env BENCH_TOKEN); when empty, one is minted with AUTH_HS256_SECRET if set, else requests carry none",
+		func(s string) error { o.Token = s; return nil })
+	fs.IntVar(&o.Accounts, "accounts", o.Accounts, "accounts to create and spread the events over")
+	fs.IntVar(&o.Rules, "rules", o.Rules, "rules to create on won events, with conditions on payload.amount")
+	fs.BoolVar(&o.RuleActions, "rule-actions", o.RuleActions, "give every rule a set_account_status action (default: rules have no actions)")
+	fs.IntVar(&o.Events, "events", o.Events, "won events to post (at most 10,000,000)")
+	fs.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "requests in flight at once")
+	fs.IntVar(&o.Batch, "batch", o.Batch, "events per POST /v1/events/batch (up to 1000); 0 posts one event per POST /v1/events")
+	fs.Float64Var(&o.Rate, "rate", o.Rate, "events per second, sent on a fixed schedule with latency measured from the scheduled time; 0 sends as fast as possible")
+	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "stop after this long and report whatever is unfinished")
+	fs.BoolVar(&o.Raw, "raw", o.Raw, "also write the same transactions straight to Postgres (pgx and River, no HTTP) as a reference")
+	fs.StringVar(&o.RawOrder, "raw-order", o.RawOrder, "run the raw reference before or after the HTTP run")
+	fs.IntVar(&o.ServerPID, "server-pid", o.ServerPID, "server process id: sample VmRSS from /proc every 100ms; without it, scrape process_resident_memory_bytes from /metrics every 250ms")
+	fs.BoolVar(&o.JSON, "json", o.JSON, "print the report as JSON after the table")
+}
+
+// Validate checks o before anything is sent.
+func (o *Options) Validate() error {
+	switch {
+	case o.Events < 1 || o.Events > MaxEvents:
+		return fmt.Errorf("--events must be from 1 to %d", MaxEvents)
+	case o.Accounts < 1 || o.Accounts > 100_000:
+		return errors.New("--accounts must be from 1 to 100000")
+	case o.Rules < 0 || o.Rules > 100:
+		return errors.New("--rules must be from 0 to 100")
+	case o.Concurrency < 1 || o.Concurrency > 512:
+		return errors.New("--concurrency must be from 1 to 512")
+	case o.Batch < 0 || o.Batch > MaxBatch:
+		return fmt.Errorf("--batch must be from 0 to %d", MaxBatch)
+	case o.Rate < 0 || math.IsInf(o.Rate, 0) || math.IsNaN(o.Rate):
+		return errors.New("--rate must be 0 or a positive number of events per second")
+	case o.Timeout <= 0:
+		return errors.New("--timeout must be positive")
+	case o.RawOrder != "before" && o.RawOrder != "after":
+		return errors.New("--raw-order must be before or after")
+	case o.ServerPID < 0:
+		return errors.New("--server-pid must be a process id")
+	case o.DatabaseURL == "":
+		return errors.New("a database URL is required (--database-url or DATABASE_URL)")
+	}
+	return CheckLoopback(o.URL)
+}
+
+// CheckLoopback accepts an http or https URL whose host is a loopback address
+// or localhost: the bench is a load generator and must not be aimed at
+// someone else's server.
+func CheckLoopback(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("--url %q is not a URL", raw)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("--url %q must be http or https", raw)
+	}
+	host := u.Hostname()
+	if host == "" {
+		return fmt.Errorf("--url %q has no host", raw)
+	}
+	if config.LoopbackHost(host) {
+		return nil
+	}
+	return fmt.Errorf("--url %q: the bench only loads servers on a loopback address (127.0.0.1, [::1], localhost)", raw)
+}
