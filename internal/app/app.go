@@ -9,7 +9,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
+
+	"github.com/ctrader/ctrader/internal/config"
 )
 
 const usage = `ctrader: Postgres-native event and rules service
@@ -68,17 +69,19 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}
-	if err != nil && isFlagError(err) {
+	var flagErr *config.FlagError
+	if errors.As(err, &flagErr) {
 		return fmt.Errorf("%w: %v", ErrUsage, err)
 	}
 	return err
 }
 
-// isFlagError reports errors the flag package has already printed with usage.
-func isFlagError(err error) bool {
-	s := err.Error()
-	return strings.HasPrefix(s, "flag provided but not defined") ||
-		strings.HasPrefix(s, "invalid value") ||
-		strings.HasPrefix(s, "invalid boolean") ||
-		strings.HasPrefix(s, "flag needs an argument")
+// parseFlags parses a command's own flags. The flag package has already
+// printed a refused command line with the usage, so its errors are ErrUsage.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", ErrUsage, err)
 }

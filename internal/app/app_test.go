@@ -224,10 +224,16 @@ func TestBadConfigurationIsOneClearLine(t *testing.T) {
 		{map[string]string{"JOB_TIMEOUT": "2m", "JOB_RESCUE_AFTER": "1m"}, []string{"serve"}, "JOB_RESCUE_AFTER"},
 		{nil, []string{"serve", "--http-addr"}, "flag needs an argument"},
 		{nil, []string{"frobnicate"}, "usage"},
+		{map[string]string{"DATABASE_URL": "postgres://nobody:hunter2@127.0.0.1:1/none"}, []string{"serve", "--http-addr", "127.0.0.1:0"}, "cannot reach the database: 127.0.0.1:1 (127.0.0.1): dial error"},
 	}
 	for _, tt := range tests {
 		err := app.Run(context.Background(), tt.args, env(tt.vars), io.Discard, io.Discard)
 		require.ErrorContains(t, err, tt.want)
 		require.NotContains(t, err.Error(), "hunter2", "secrets never appear in errors")
+		require.NotContains(t, err.Error(), "\n", "one line")
+	}
+	for _, args := range [][]string{{"serve", "--http-addr"}, {"openapi", "--format"}, {"migrate", "up", "--nope"}} {
+		err := app.Run(context.Background(), args, env(nil), io.Discard, io.Discard)
+		require.ErrorIs(t, err, app.ErrUsage, "%q: a refused flag exits 2", args)
 	}
 }

@@ -31,7 +31,7 @@ func runOpenAPI(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	specVersion := fs.String("openapi-version", "3.1", "3.1, or 3.0 for generators that lack 3.1")
 	format := fs.String("format", "yaml", "yaml or json")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	spec := httpapi.Describe().OpenAPI()
@@ -63,7 +63,7 @@ func runHealth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.SetOutput(stderr)
 	url := fs.String("url", "http://127.0.0.1:8000/readyz", "URL to GET")
 	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
@@ -96,7 +96,7 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	fs := flag.NewFlagSet("migrate "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	createDB := fs.Bool("create-db", false, "create the database named in DATABASE_URL when it does not exist (up only)")
-	if err := fs.Parse(rest[1:]); err != nil {
+	if err := parseFlags(fs, rest[1:]); err != nil {
 		return err
 	}
 	logger := logging.New(stderr, cfg.LogLevel, cfg.LogFormat)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"riverqueue.com/riverui"
@@ -175,15 +176,14 @@ func prepareSchema(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool, 
 		}
 	}
 	if err := db.CheckSchema(ctx, pool); err != nil {
-		if errors.Is(err, db.ErrSchemaBehind) {
-			return err
+		var connectErr *pgconn.ConnectError
+		if errors.As(err, &connectErr) {
+			// Say why, without the user and database the connect error
+			// leads with; it has one line per address tried: keep the first.
+			reason, _, _ := strings.Cut(connectErr.Unwrap().Error(), "\n")
+			return fmt.Errorf("cannot reach the database: %s", reason)
 		}
-		var cause error = err
-		for errors.Unwrap(cause) != nil {
-			cause = errors.Unwrap(cause)
-		}
-		first, _, _ := strings.Cut(cause.Error(), "\n")
-		return fmt.Errorf("cannot reach the database: %s", strings.TrimSuffix(first, ":"))
+		return err
 	}
 	return nil
 }

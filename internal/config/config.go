@@ -339,6 +339,13 @@ func durationSetter(field func(c *Config) *time.Duration) func(c *Config, v stri
 	}
 }
 
+// FlagError is a command line the flag package refused. The flag package has
+// already printed it with the usage to Load's output.
+type FlagError struct{ Err error }
+
+func (e *FlagError) Error() string { return e.Err.Error() }
+func (e *FlagError) Unwrap() error { return e.Err }
+
 // Load reads the settings of the given groups from getenv, then from args.
 // It returns the arguments left after the flags. Help output and flag errors
 // go to output. extra registers a command's own flags on the same flag set.
@@ -374,7 +381,10 @@ func Load(name string, groups Group, args []string, getenv func(string) string, 
 		fs.Func(v.Flag, usage, func(s string) error { return setter(cfg, s) })
 	}
 	if err := fs.Parse(args); err != nil {
-		return nil, nil, err
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, nil, err
+		}
+		return nil, nil, &FlagError{Err: err}
 	}
 	if err := cfg.validate(groups); err != nil {
 		return nil, nil, err

@@ -17,7 +17,7 @@ import (
 func BenchmarkInsertNew(b *testing.B) {
 	pool := dbtest.New(b)
 	ctx := context.Background()
-	accountID, eventID := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
+	accountID := uuid.Must(uuid.NewV7())
 	ruleIDs := make([]uuid.UUID, 5)
 	_, err := pool.Exec(ctx, `INSERT INTO accounts (id, name) VALUES ($1, 'bench')`, accountID)
 	if err != nil {
@@ -31,7 +31,7 @@ func BenchmarkInsertNew(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		eventID = uuid.Must(uuid.NewV7())
+		eventID := uuid.Must(uuid.NewV7())
 		if _, err := pool.Exec(ctx, `INSERT INTO events (id, account_id, type, payload, occurred_at) VALUES ($1, $2, 'won', '{}', now())`, eventID, accountID); err != nil {
 			b.Fatal(err)
 		}

@@ -86,11 +86,9 @@ func newProblem(ctx context.Context, status int, detail string, details []*huma.
 		Code:   code,
 		Errors: bounded(details),
 	}
-	if ctx != nil {
-		p.RequestID = reqid.From(ctx)
-		if r := requestFrom(ctx); r != nil {
-			p.Instance = r.URL.Path
-		}
+	p.RequestID = reqid.From(ctx)
+	if r := requestFrom(ctx); r != nil {
+		p.Instance = r.URL.Path
 	}
 	if status == http.StatusServiceUnavailable {
 		p.headers = http.Header{"Retry-After": []string{"5"}}
@@ -115,7 +113,7 @@ func init() {
 	// through these hooks; make them problem documents like ours. A 5xx never
 	// carries the underlying error's text.
 	huma.NewError = func(status int, msg string, errs ...error) huma.StatusError {
-		return newProblem(nil, status, msg, errorDetails(status, errs))
+		return newProblem(context.Background(), status, msg, errorDetails(status, errs))
 	}
 	huma.NewErrorWithContext = func(hctx huma.Context, status int, msg string, errs ...error) huma.StatusError {
 		if status == http.StatusInternalServerError && msg == humaBodyReadFailed {

@@ -69,8 +69,6 @@ func toRule(r *rule.Rule) Rule {
 	return out
 }
 
-const conditionDoc = "CEL expression that must return a bool. Variables: event (id, type, payload, occurred_at, account_id, depth, causation_id; empty for scheduled and manual evaluations), account (id, name, status, won_count, won_total, metadata, created_at) and now (timestamp). A missing payload key is an evaluation error: guard with has(event.payload.key)."
-
 var opCreateRule = huma.Operation{
 	OperationID:   "createRule",
 	Method:        http.MethodPost,

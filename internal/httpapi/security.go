@@ -17,10 +17,12 @@ import (
 // securityScheme names the bearer scheme in the OpenAPI document.
 const securityScheme = "bearer"
 
-// Security is how requests prove who they are.
+// Security is how requests prove who they are. Its zero value fails closed:
+// with neither a Verifier nor Open, every secured operation answers 401.
 type Security struct {
-	// Verifier checks bearer tokens. Without one the API is open, which the
-	// process allows only on a loopback address or when told it is insecure.
+	// Verifier checks bearer tokens. Without one the API is closed unless
+	// Open is set, which the process allows only on a loopback address or
+	// when told it is insecure.
 	Verifier *auth.Verifier
 	// WriteLimiter limits writes per client; nil allows everything.
 	WriteLimiter *ratelimit.Limiter
@@ -28,8 +30,9 @@ type Security struct {
 	// Prometheus on /metrics. Empty means bearer tokens (admin) only.
 	UIUser, UIPassword           string
 	MetricsUser, MetricsPassword string
-	// Open serves River UI, the docs and /metrics without credentials when
-	// none are configured (loopback or insecure processes).
+	// Open serves the API without a Verifier, and River UI, the docs and
+	// /metrics without credentials when none are configured (loopback or
+	// insecure processes).
 	Open bool
 }
 
@@ -79,6 +82,11 @@ func (h *handlers) guard(api huma.API) func(huma.Context, func(huma.Context)) {
 			}
 			ctx = huma.WithContext(ctx, auth.NewContext(ctx.Context(), p))
 			client = "sub:" + p.Subject
+		} else if secured && !h.Security.Open {
+			// No way to verify a token and not told to be open: fail closed.
+			ctx.SetHeader("WWW-Authenticate", `Bearer realm="ctrader"`)
+			_ = huma.WriteErr(api, ctx, http.StatusUnauthorized, "a bearer token is required")
+			return
 		}
 		if secured && op.Method != http.MethodGet && h.Security.WriteLimiter != nil {
 			d := h.Security.WriteLimiter.Allow(client)
@@ -135,9 +143,7 @@ func (s Security) protect(user, password string) func(http.Handler) http.Handler
 				challenges = append([]string{`Basic realm="ctrader", charset="UTF-8"`}, challenges...)
 			}
 			w.Header().Set("WWW-Authenticate", strings.Join(challenges, ", "))
-			w.Header().Set("Content-Type", "application/problem+json")
-			w.WriteHeader(http.StatusUnauthorized)
-			_, _ = w.Write([]byte(`{"type":"` + ProblemTypePrefix + `unauthorized","title":"Unauthorized","status":401,"code":"unauthorized","detail":"credentials are required"}`))
+			writeProblem(w, newProblem(r.Context(), http.StatusUnauthorized, "credentials are required", nil))
 		})
 	}
 }

@@ -154,6 +154,28 @@ func TestRiverUIDocsAndMetricsRefuseAnonymous(t *testing.T) {
 	require.Equal(t, http.StatusOK, b.doWith(t, http.MethodGet, "/healthz", nil, "").status, "probes stay open")
 }
 
+// A Security left at its zero value, with no Verifier and not told to be
+// open, must not leave the API open: every secured operation, the docs and
+// /metrics answer 401, as problem documents.
+func TestZeroSecurityFailsClosed(t *testing.T) {
+	t.Parallel()
+	b := setupWith(t, dbtest.New(t), httpapi.Security{}, metrics.New())
+	for _, op := range operations(httpapi.Describe().OpenAPI()) {
+		if op.path == "/healthz" || op.path == "/readyz" {
+			continue
+		}
+		r := b.doWith(t, op.method, fill(op.path), http.Header{"Content-Type": {"application/json"}}, `{}`)
+		requireProblem(t, r, http.StatusUnauthorized, "unauthorized")
+		require.Contains(t, r.header.Get("WWW-Authenticate"), "Bearer", op.id)
+	}
+	for _, path := range []string{"/docs/", "/metrics"} {
+		p := requireProblem(t, b.doWith(t, http.MethodGet, path, nil, ""), http.StatusUnauthorized, "unauthorized")
+		require.Equal(t, "credentials are required", p.Detail, path)
+		require.NotEmpty(t, p.RequestID, "%s: the problem names the request like every other", path)
+	}
+	require.Equal(t, http.StatusOK, b.doWith(t, http.MethodGet, "/healthz", nil, "").status, "probes stay open")
+}
+
 func TestWritesAreRateLimitedPerClient(t *testing.T) {
 	t.Parallel()
 	b := setupSecure(t, httpapi.Security{WriteLimiter: ratelimit.New(0.01, 2)}, nil)

@@ -8,7 +8,6 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
-	"github.com/ctrader/ctrader/internal/logging"
 	"github.com/ctrader/ctrader/internal/reqid"
 )
 
@@ -17,10 +16,16 @@ const metadataRequestID = "request_id"
 
 // traceMiddleware follows a request into the jobs it causes: inserts record
 // the request id of their context in the job's metadata, and working a job
-// puts that id back into the context (so follow-up jobs inherit it) and into
-// the log line of a failed attempt.
+// puts that id back into the context, so follow-up jobs inherit it and what
+// the job logs carries it.
+//
+// It does not log a failed attempt: River does, once, with the job's id and
+// kind ("Job errored; retrying"), and the request id is in that job's
+// metadata. River logs it from a context this middleware cannot reach, so the
+// request id cannot join that line.
 type traceMiddleware struct {
 	river.MiddlewareDefaults
+	// logger is not used: failed attempts are River's to log.
 	logger *slog.Logger
 }
 
@@ -41,8 +46,7 @@ func (m *traceMiddleware) InsertMany(ctx context.Context, manyParams []*rivertyp
 	return doInner(ctx)
 }
 
-// Work runs the job with its request id in the context and logs a failed
-// attempt with it.
+// Work runs the job with its request id in the context.
 func (m *traceMiddleware) Work(ctx context.Context, job *rivertype.JobRow, doInner func(context.Context) error) error {
 	var meta struct {
 		RequestID string `json:"request_id"`
@@ -51,11 +55,5 @@ func (m *traceMiddleware) Work(ctx context.Context, job *rivertype.JobRow, doInn
 	if meta.RequestID != "" {
 		ctx = reqid.With(ctx, meta.RequestID)
 	}
-	err := doInner(ctx)
-	if err != nil {
-		m.logger.WarnContext(ctx, "job attempt failed",
-			slog.String("kind", job.Kind), slog.Int64("job_id", job.ID), slog.Int("attempt", job.Attempt),
-			slog.String("request_id", meta.RequestID), logging.ErrorAttr(err))
-	}
-	return err
+	return doInner(ctx)
 }

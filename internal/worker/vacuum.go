@@ -17,26 +17,32 @@ import (
 // is inserted and updated several times.
 var VacuumTables = []string{"river_job", "events", "evaluations", "accounts", "webhook_deliveries", "idempotency_keys"}
 
-// VacuumWorker does autovacuum's work on a server whose autovacuum is off:
-// dead rows in river_job slow every fetch, and tables never analyzed get poor
-// plans. With autovacuum on it does nothing.
+// VacuumWorker does autovacuum's work on the tables autovacuum leaves alone,
+// those of a server whose autovacuum is off or with autovacuum_enabled = false
+// of their own: dead rows in river_job slow every fetch, and tables never
+// analyzed get poor plans. Tables autovacuum looks after are not touched.
 type VacuumWorker struct {
 	river.WorkerDefaults[jobs.Vacuum]
 	pool   *pgxpool.Pool
 	logger *slog.Logger
+	// serverAutovacuum reports whether the server's autovacuum is on; nil
+	// reads the setting. Tests set it: the setting needs a superuser and a
+	// reload to change, and would reach every other database.
+	serverAutovacuum func(context.Context) (bool, error)
 }
 
 // Work vacuums and analyzes the tables that need it. VACUUM cannot run in a
 // transaction; it takes no lock that blocks inserts, updates or deletes.
 func (w *VacuumWorker) Work(ctx context.Context, _ *river.Job[jobs.Vacuum]) error {
-	var autovacuum string
-	if err := w.pool.QueryRow(ctx, `SELECT current_setting('autovacuum')`).Scan(&autovacuum); err != nil {
-		return fmt.Errorf("read autovacuum setting: %w", err)
+	serverAutovacuum := w.serverAutovacuum
+	if serverAutovacuum == nil {
+		serverAutovacuum = w.readServerAutovacuum
 	}
-	if autovacuum == "on" {
-		return nil
+	on, err := serverAutovacuum(ctx)
+	if err != nil {
+		return err
 	}
-	due, err := dueForVacuum(ctx, w.pool)
+	due, err := dueForVacuum(ctx, w.pool, on)
 	if err != nil || len(due) == 0 {
 		return err
 	}
@@ -77,16 +83,25 @@ func (w *VacuumWorker) Work(ctx context.Context, _ *river.Job[jobs.Vacuum]) erro
 	return nil
 }
 
+func (w *VacuumWorker) readServerAutovacuum(ctx context.Context) (bool, error) {
+	var on bool
+	if err := w.pool.QueryRow(ctx, `SELECT current_setting('autovacuum')::bool`).Scan(&on); err != nil {
+		return false, fmt.Errorf("read autovacuum setting: %w", err)
+	}
+	return on, nil
+}
+
 type vacuumDue struct {
 	table           string
 	vacuum, analyze bool
 }
 
-// dueForVacuum applies the server's own autovacuum thresholds to
-// VacuumTables: a table is vacuumed once enough of its rows are dead or newly
-// inserted, and analyzed once enough have changed, so a run over tables that
-// barely changed costs almost nothing.
-func dueForVacuum(ctx context.Context, pool *pgxpool.Pool) ([]vacuumDue, error) {
+// dueForVacuum applies the server's own autovacuum thresholds to the
+// VacuumTables autovacuum does not look after (serverAutovacuum is false, or
+// the table's autovacuum_enabled is): a table is vacuumed once enough of
+// its rows are dead or newly inserted, and analyzed once enough have changed,
+// so a run over tables that barely changed costs almost nothing.
+func dueForVacuum(ctx context.Context, pool *pgxpool.Pool, serverAutovacuum bool) ([]vacuumDue, error) {
 	rows, err := pool.Query(ctx, `
 		SELECT relname, due_vacuum, due_analyze FROM (
 			SELECT relname,
@@ -96,10 +111,13 @@ func dueForVacuum(ctx context.Context, pool *pgxpool.Pool) ([]vacuumDue, error) 
 			                    + current_setting('autovacuum_vacuum_insert_scale_factor')::float8 * n_live_tup AS due_vacuum,
 			       n_mod_since_analyze > current_setting('autovacuum_analyze_threshold')::float8
 			                    + current_setting('autovacuum_analyze_scale_factor')::float8 * n_live_tup AS due_analyze
-			FROM pg_stat_user_tables
-			WHERE schemaname = current_schema() AND relname = ANY($1)) t
+			FROM pg_stat_user_tables s
+			WHERE schemaname = current_schema() AND relname = ANY($1)
+			  AND NOT ($2::bool AND NOT EXISTS (
+			      SELECT FROM pg_class c, pg_options_to_table(c.reloptions) o
+			      WHERE c.oid = s.relid AND o.option_name = 'autovacuum_enabled' AND NOT o.option_value::bool))) t
 		WHERE due_vacuum OR due_analyze
-		ORDER BY array_position($1, relname::text)`, VacuumTables)
+		ORDER BY array_position($1, relname::text)`, VacuumTables, serverAutovacuum)
 	if err != nil {
 		return nil, fmt.Errorf("read table statistics: %w", err)
 	}

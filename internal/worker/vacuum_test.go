@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
@@ -13,25 +15,30 @@ import (
 	"github.com/ctrader/ctrader/internal/worker"
 )
 
-// With autovacuum off, a table with enough dead rows is vacuumed and analyzed
-// and a table that barely changed is left alone; with autovacuum on, nothing
-// is done.
-func TestVacuumRunsOnlyWhereAutovacuumWould(t *testing.T) {
-	t.Parallel()
+// vacuumBundle is a database with dead rows in river_job and statistics that
+// show them.
+type vacuumBundle struct {
+	pool  *pgxpool.Pool
+	stats func(table string) vacuumStats
+}
+
+type vacuumStats struct{ vacuumed, analyzed *time.Time }
+
+// setupVacuum gives river_job 200 dead rows: over the default threshold of 50
+// plus 20% of no live rows. idempotency_keys gets nothing. autovacuumOff
+// turns autovacuum off for every VacuumTable (the database's owner may; the
+// server's setting needs a superuser and would reach other tests).
+func setupVacuum(t *testing.T, autovacuumOff bool) vacuumBundle {
+	t.Helper()
 	pool := dbtest.New(t)
 	ctx := context.Background()
-	var autovacuum string
-	require.NoError(t, pool.QueryRow(ctx, `SELECT current_setting('autovacuum')`).Scan(&autovacuum))
-
-	type stats struct{ vacuumed, analyzed *time.Time }
-	statsOf := func(table string) stats {
-		var s stats
-		require.NoError(t, pool.QueryRow(ctx, `SELECT last_vacuum, last_analyze FROM pg_stat_user_tables WHERE relname = $1`,
-			table).Scan(&s.vacuumed, &s.analyzed))
-		return s
+	if autovacuumOff {
+		for _, table := range worker.VacuumTables {
+			_, err := pool.Exec(ctx, `ALTER TABLE `+pgx.Identifier{table}.Sanitize()+` SET (autovacuum_enabled = off)`)
+			require.NoError(t, err)
+		}
 	}
-	// 200 dead rows in river_job: over the default threshold of 50 plus 20%
-	// of no live rows. idempotency_keys gets nothing.
+	// Rows made and deleted in SQL: no River API leaves dead tuples on demand.
 	_, err := pool.Exec(ctx, `
 		INSERT INTO river_job (args, kind, max_attempts, queue, state)
 		SELECT '{}', 'probe', 1, 'probe', 'available' FROM generate_series(1, 200);
@@ -43,21 +50,66 @@ func TestVacuumRunsOnlyWhereAutovacuumWould(t *testing.T) {
 		require.NoError(t, pool.QueryRow(ctx, `SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'river_job'`).Scan(&dead))
 		return dead >= 200
 	}, 5*time.Second, 50*time.Millisecond)
-	jobBefore, keysBefore := statsOf("river_job"), statsOf("idempotency_keys")
+	return vacuumBundle{pool: pool, stats: func(table string) vacuumStats {
+		var s vacuumStats
+		require.NoError(t, pool.QueryRow(ctx, `SELECT last_vacuum, last_analyze FROM pg_stat_user_tables WHERE relname = $1`,
+			table).Scan(&s.vacuumed, &s.analyzed))
+		return s
+	}}
+}
 
-	require.NoError(t, worker.NewVacuumWorker(pool).Work(ctx, &river.Job[jobs.Vacuum]{}))
-
-	if autovacuum == "on" {
-		time.Sleep(200 * time.Millisecond)
-		require.Equal(t, jobBefore, statsOf("river_job"), "with autovacuum on, ctrader leaves vacuuming to Postgres")
-		return
+// ctrader vacuums a table with enough dead rows where autovacuum does not:
+// the server's autovacuum is off, or the table's own autovacuum_enabled is.
+// A table that barely changed is left alone either way, and so is a table
+// autovacuum looks after.
+func TestVacuumRunsWhereAutovacuumDoesNot(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name                 string
+		serverOn, tablesOff  bool
+		wantRiverJobVacuumed bool
+	}{
+		{"server off", false, false, true},
+		{"server on, tables off", true, true, true},
+		{"server on", true, false, false},
 	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setupVacuum(t, tt.tablesOff)
+			jobBefore, keysBefore := b.stats("river_job"), b.stats("idempotency_keys")
+
+			w := worker.NewVacuumWorkerOnServer(b.pool, tt.serverOn)
+			require.NoError(t, w.Work(context.Background(), &river.Job[jobs.Vacuum]{}))
+
+			if !tt.wantRiverJobVacuumed {
+				time.Sleep(200 * time.Millisecond) // time for statistics a vacuum would report
+				require.Equal(t, jobBefore, b.stats("river_job"), "a table autovacuum looks after is left to it")
+				return
+			}
+			b.requireVacuumedAndAnalyzed(t, "river_job", jobBefore)
+			require.Equal(t, keysBefore, b.stats("idempotency_keys"), "a table that did not change is left alone")
+		})
+	}
+}
+
+// The worker as River runs it reads the server's setting: with autovacuum off
+// for its tables it vacuums them on any server.
+func TestVacuumReadsTheServersSetting(t *testing.T) {
+	t.Parallel()
+	b := setupVacuum(t, true)
+	jobBefore := b.stats("river_job")
+	require.NoError(t, worker.NewVacuumWorker(b.pool).Work(context.Background(), &river.Job[jobs.Vacuum]{}))
+	b.requireVacuumedAndAnalyzed(t, "river_job", jobBefore)
+}
+
+func (b vacuumBundle) requireVacuumedAndAnalyzed(t *testing.T, table string, before vacuumStats) {
+	t.Helper()
 	require.Eventually(t, func() bool {
-		after := statsOf("river_job")
-		return after.vacuumed != nil && (jobBefore.vacuumed == nil || after.vacuumed.After(*jobBefore.vacuumed)) &&
-			after.analyzed != nil && (jobBefore.analyzed == nil || after.analyzed.After(*jobBefore.analyzed))
-	}, 5*time.Second, 50*time.Millisecond, "river_job was vacuumed and analyzed")
-	require.Equal(t, keysBefore, statsOf("idempotency_keys"), "a table that did not change is left alone")
+		after := b.stats(table)
+		return after.vacuumed != nil && (before.vacuumed == nil || after.vacuumed.After(*before.vacuumed)) &&
+			after.analyzed != nil && (before.analyzed == nil || after.analyzed.After(*before.analyzed))
+	}, 5*time.Second, 50*time.Millisecond, "%s was vacuumed and analyzed", table)
 }
 
 // A vacuum run is not queued while another waits or runs.
