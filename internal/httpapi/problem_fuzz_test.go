@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -42,7 +43,7 @@ func FuzzProblemRedaction(f *testing.F) {
 		for i := range details {
 			details[i] = &huma.ErrorDetail{Location: value, Message: value, Value: value}
 		}
-		b, err := json.Marshal(newProblem(nil, 422, value, details))
+		b, err := json.Marshal(newProblem(context.Background(), 422, value, details))
 		if err != nil {
 			t.Fatal(err)
 		}
