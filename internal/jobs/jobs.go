@@ -65,46 +65,6 @@ func (EventsProcess) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueEvents, MaxAttempts: EventMaxAttempts}
 }
 
-// EventWon and EventEvaluate are the two jobs that processed one event before
-// EventsProcess did both. Jobs of these kinds queued by an earlier version are
-// still worked, each as an EventsProcess of its one event.
-type EventWon struct {
-	EventID uuid.UUID `json:"event_id"`
-}
-
-// Kind is the job's stable name.
-func (EventWon) Kind() string { return "event.won" }
-
-// InsertOpts routes the job to the events queue.
-func (EventWon) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueEvents, MaxAttempts: EventMaxAttempts}
-}
-
-// OneEvent is a job of one event, of a kind an earlier version queued.
-type OneEvent interface {
-	river.JobArgs
-	Event() uuid.UUID
-}
-
-// Event is the job's event.
-func (a EventWon) Event() uuid.UUID { return a.EventID }
-
-// Event is the job's event.
-func (a EventEvaluate) Event() uuid.UUID { return a.EventID }
-
-// EventEvaluate: see EventWon.
-type EventEvaluate struct {
-	EventID uuid.UUID `json:"event_id"`
-}
-
-// Kind is the job's stable name.
-func (EventEvaluate) Kind() string { return "event.evaluate" }
-
-// InsertOpts routes the job to the rules queue.
-func (EventEvaluate) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueRules, MaxAttempts: EventMaxAttempts}
-}
-
 // RulesSchedule starts the scheduled evaluation of one window: it fans out
 // EvaluateAccounts jobs over pages of provisioned accounts. It is unique by
 // window; RulesScheduleTick inserts it once per window.
