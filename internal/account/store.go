@@ -79,12 +79,12 @@ func wrap(action string, err error) error {
 	return db.Wrap(action, err, ErrNotFound)
 }
 
-// QueueLockForEvents queues onto b the read of the accounts of the events
+// BatchLockForEvents adds to b the read of the accounts of the events
 // among eventIDs, locked against other writers until the transaction ends,
 // and sets *out when b runs. They are locked in the order of their ids, so
 // two transactions locking overlapping sets cannot deadlock; inserting events
 // for them is not blocked.
-func QueueLockForEvents(b *pgx.Batch, eventIDs []uuid.UUID, out *map[uuid.UUID]*Account) {
+func BatchLockForEvents(b *pgx.Batch, eventIDs []uuid.UUID, out *map[uuid.UUID]*Account) {
 	b.Queue(`
 		SELECT `+columns+` FROM accounts
 		WHERE id IN (SELECT account_id FROM events WHERE id = ANY($1))
@@ -102,11 +102,11 @@ func QueueLockForEvents(b *pgx.Batch, eventIDs []uuid.UUID, out *map[uuid.UUID]*
 	})
 }
 
-// QueueAddWon queues onto b the addition of won amounts to their accounts'
+// BatchAddWon adds to b the update that adds won amounts to their accounts'
 // totals: amounts[i] belongs to ids[i], and an account may appear more than
-// once. Nothing is queued for no amounts. The amounts travel as their text,
+// once. Nothing is added for no amounts. The amounts travel as their text,
 // so Postgres adds them exactly.
-func QueueAddWon(b *pgx.Batch, ids []uuid.UUID, amounts []decimal.Decimal) {
+func BatchAddWon(b *pgx.Batch, ids []uuid.UUID, amounts []decimal.Decimal) {
 	if len(ids) == 0 {
 		return
 	}

@@ -125,9 +125,9 @@ func (e *Engine) ProcessEvents(ctx context.Context, tx pgx.Tx, inserter jobs.Ins
 		rules    []*rule.Rule
 	)
 	reads := &pgx.Batch{}
-	event.QueueLock(reads, ids, &events)
-	account.QueueLockForEvents(reads, ids, &accounts)
-	rule.QueueForEvents(reads, ids, &rules)
+	event.BatchLock(reads, ids, &events)
+	account.BatchLockForEvents(reads, ids, &accounts)
+	rule.BatchForEvents(reads, ids, &rules)
 	if err := tx.SendBatch(ctx, reads).Close(); err != nil {
 		return err
 	}
@@ -199,9 +199,9 @@ func (e *Engine) ProcessEvents(ctx context.Context, tx pgx.Tx, inserter jobs.Ins
 		processed[i] = ev.ID
 	}
 	writes := &pgx.Batch{}
-	evaluation.QueueInsert(writes, evalsOf(batch))
-	account.QueueAddWon(writes, wonAccounts, wonAmounts)
-	event.QueueMarkProcessed(writes, processed)
+	evaluation.BatchInsert(writes, evalsOf(batch))
+	account.BatchAddWon(writes, wonAccounts, wonAmounts)
+	event.BatchMarkProcessed(writes, processed)
 	if err := tx.SendBatch(ctx, writes).Close(); err != nil {
 		return fmt.Errorf("record processed events: %w", err)
 	}

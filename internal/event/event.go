@@ -71,10 +71,10 @@ type Event struct {
 	CausationID   *uuid.UUID     `json:"causation_id,omitempty"`
 	Depth         int            `json:"depth"`
 	// RootID is the posted event a chain of follow-ups started from; nil for
-	// posted events. Only QueueLock reads it.
+	// posted events. Only BatchLock reads it.
 	RootID *uuid.UUID `json:"-"`
 	// WonApplied says a won event's amount is in its account's totals. Only
-	// QueueLock reads it.
+	// BatchLock reads it.
 	WonApplied bool `json:"-"`
 }
 

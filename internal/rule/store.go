@@ -99,10 +99,10 @@ func List(ctx context.Context, q db.Querier, f Filter, p page.Params) (page.Page
 	return page.Build(items, p.Limit, func(r *Rule) uuid.UUID { return r.ID }), nil
 }
 
-// QueueForEvents queues onto b the read of the enabled rules evaluated for
+// BatchForEvents adds to b the read of the enabled rules evaluated for
 // any of the events among ids, in id order, and sets *out when b runs.
 // AppliesTo tells which event types each is evaluated for.
-func QueueForEvents(b *pgx.Batch, eventIDs []uuid.UUID, out *[]*Rule) {
+func BatchForEvents(b *pgx.Batch, eventIDs []uuid.UUID, out *[]*Rule) {
 	b.Queue(`
 		SELECT `+columns+` FROM rules
 		WHERE enabled AND deleted_at IS NULL
