@@ -118,7 +118,9 @@ func eventVar(e *event.Event) rule.Event {
 // no event are skipped, and when none does it returns event.ErrNotFound.
 func (e *Engine) ProcessEvents(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, ids []uuid.UUID) error {
 	// The reads go out in one round trip: the events, their accounts and the
-	// rules for their types, locked in that order.
+	// rules for their types, locked in that order. Each package reads its own
+	// table; the accounts and types are the events', selected in SQL by the
+	// event package, so no read waits for another's answer.
 	var (
 		events   []*event.Event
 		accounts map[uuid.UUID]*account.Account
@@ -126,8 +128,8 @@ func (e *Engine) ProcessEvents(ctx context.Context, tx pgx.Tx, inserter jobs.Ins
 	)
 	reads := &pgx.Batch{}
 	event.BatchLock(reads, ids, &events)
-	account.BatchLockForEvents(reads, ids, &accounts)
-	rule.BatchForEvents(reads, ids, &rules)
+	account.BatchLock(reads, event.AccountIDsOf(ids), &accounts)
+	rule.BatchForTypes(reads, event.TypesOf(ids), &rules)
 	if err := tx.SendBatch(ctx, reads).Close(); err != nil {
 		return err
 	}

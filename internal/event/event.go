@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/ctrader/ctrader/internal/account"
 	"github.com/ctrader/ctrader/internal/apperr"
 	"github.com/ctrader/ctrader/internal/db"
 	"github.com/ctrader/ctrader/internal/idempotency"
@@ -251,17 +252,9 @@ func requireAccounts(ctx context.Context, tx pgx.Tx, inputs []Input, location fu
 			ids = append(ids, in.AccountID)
 		}
 	}
-	rows, err := tx.Query(ctx, `SELECT id FROM accounts WHERE id = ANY($1)`, ids)
+	exists, err := account.Existing(ctx, tx, ids)
 	if err != nil {
 		return err
-	}
-	found, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
-	if err != nil {
-		return err
-	}
-	exists := make(map[uuid.UUID]bool, len(found))
-	for _, id := range found {
-		exists[id] = true
 	}
 	var fields []apperr.FieldError
 	for i, in := range inputs {

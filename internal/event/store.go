@@ -147,6 +147,18 @@ func BatchLock(b *pgx.Batch, ids []uuid.UUID, out *[]*Event) {
 	})
 }
 
+// AccountIDsOf selects the account ids of the events among ids, for a
+// statement about those accounts to embed.
+func AccountIDsOf(ids []uuid.UUID) db.Subquery {
+	return db.Subquery{SQL: `SELECT account_id FROM events WHERE id = ANY($1)`, Args: []any{ids}}
+}
+
+// TypesOf selects the distinct types of the events among ids, for a
+// statement about those types to embed.
+func TypesOf(ids []uuid.UUID) db.Subquery {
+	return db.Subquery{SQL: `SELECT DISTINCT type FROM events WHERE id = ANY($1)`, Args: []any{ids}}
+}
+
 // List reads one page of events through q, newest first.
 func List(ctx context.Context, q db.Querier, f Filter, p page.Params) (page.Page[*Event], error) {
 	var c db.Conditions
