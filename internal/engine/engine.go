@@ -1,6 +1,8 @@
-// Package engine evaluates rules and carries out their actions. It is called
-// by the River workers inside the transaction that completes their job, so an
-// evaluation, its effects and the job's completion commit together.
+// Package engine evaluates rules and carries out their actions: the work that
+// spans accounts, events, rules, evaluations and webhooks. The River workers
+// call it inside the transaction that completes their job, so an evaluation,
+// its effects and the job's completion commit together; Manual starts an
+// evaluation by hand.
 package engine
 
 import (

@@ -7,7 +7,6 @@ package rule
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -18,18 +17,14 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
 
 	"github.com/ctrader/ctrader/internal/account"
 	"github.com/ctrader/ctrader/internal/apperr"
 	"github.com/ctrader/ctrader/internal/db"
-	"github.com/ctrader/ctrader/internal/evaluation"
 	"github.com/ctrader/ctrader/internal/event"
-	"github.com/ctrader/ctrader/internal/jobs"
 	"github.com/ctrader/ctrader/internal/jsonvalue"
 	"github.com/ctrader/ctrader/internal/page"
 	"github.com/ctrader/ctrader/internal/patch"
-	"github.com/ctrader/ctrader/internal/webhook"
 )
 
 // Action types.
@@ -236,15 +231,20 @@ func checkAction(a *Action, location string) []apperr.FieldError {
 	return fields
 }
 
+// EndpointCheck reports whether id names a webhook endpoint that exists and
+// is not deleted, through q, the transaction that writes the rule; it should
+// hold the endpoint's row until that transaction ends. webhook.Usable is one.
+type EndpointCheck func(ctx context.Context, q db.Querier, id uuid.UUID) (bool, error)
+
 // requireEndpoints checks that every webhook action names an endpoint that
 // exists and is not deleted.
-func requireEndpoints(ctx context.Context, tx pgx.Tx, actions []Action) error {
+func (s *Service) requireEndpoints(ctx context.Context, tx pgx.Tx, actions []Action) error {
 	var fields []apperr.FieldError
 	for i, a := range actions {
 		if a.Type != ActionWebhook {
 			continue
 		}
-		ok, err := webhook.Usable(ctx, tx, uuid.MustParse(a.EndpointID))
+		ok, err := s.endpoints(ctx, tx, uuid.MustParse(a.EndpointID))
 		if err != nil {
 			return err
 		}
@@ -270,14 +270,18 @@ func (r *Rule) Matches(eventType string) bool {
 
 // Service manages rules.
 type Service struct {
-	pool     *pgxpool.Pool
-	jobs     jobs.Inserter
-	compiler *Compiler
+	pool      *pgxpool.Pool
+	compiler  *Compiler
+	endpoints EndpointCheck
 }
 
-// NewService returns a Service.
-func NewService(pool *pgxpool.Pool, inserter jobs.Inserter, compiler *Compiler) *Service {
-	return &Service{pool: pool, jobs: inserter, compiler: compiler}
+// NewService returns a Service that checks conditions with compiler and
+// the endpoints of webhook actions with endpoints, which is required.
+func NewService(pool *pgxpool.Pool, compiler *Compiler, endpoints EndpointCheck) *Service {
+	if endpoints == nil {
+		panic("rule: an endpoint check is required")
+	}
+	return &Service{pool: pool, compiler: compiler, endpoints: endpoints}
 }
 
 // Create checks and stores a new rule at version 1.
@@ -291,7 +295,7 @@ func (s *Service) Create(ctx context.Context, in Input) (*Rule, error) {
 	}
 	var r *Rule
 	err = db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := requireEndpoints(ctx, tx, in.Actions); err != nil {
+		if err := s.requireEndpoints(ctx, tx, in.Actions); err != nil {
 			return err
 		}
 		var err error
@@ -341,7 +345,7 @@ func (s *Service) Update(ctx context.Context, id uuid.UUID, p Patch) (*Rule, err
 			out = cur
 			return nil
 		}
-		if err := requireEndpoints(ctx, tx, in.Actions); err != nil {
+		if err := s.requireEndpoints(ctx, tx, in.Actions); err != nil {
 			return err
 		}
 		out, err = update(ctx, tx, cur, in, false)
@@ -373,56 +377,6 @@ func (s *Service) Delete(ctx context.Context, id uuid.UUID) error {
 		return wrap("delete rule", err)
 	}
 	return nil
-}
-
-// Run describes an evaluation started by hand.
-type Run struct {
-	RunID       string
-	RuleID      uuid.UUID
-	RuleVersion int
-	AccountID   uuid.UUID // uuid.Nil: every provisioned account
-}
-
-// ErrUnknownAccount is returned when a manual evaluation names no account.
-var ErrUnknownAccount = apperr.InvalidFields("unknown account",
-	apperr.FieldError{Location: "body.account_id", Message: "no account has this id"})
-
-// EvaluateNow queues the evaluation of a rule against one account, or every
-// provisioned account, with trigger "manual".
-func (s *Service) EvaluateNow(ctx context.Context, id, accountID uuid.UUID) (*Run, error) {
-	runUUID, err := uuid.NewV7()
-	if err != nil {
-		return nil, err
-	}
-	run := &Run{RunID: evaluation.TriggerManual + ":" + runUUID.String(), RuleID: id, AccountID: accountID}
-	err = db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		r, err := Get(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		switch {
-		case r.DeletedAt != nil:
-			return ErrDeleted
-		case !r.Enabled:
-			return ErrDisabled
-		}
-		run.RuleVersion = r.Version
-		var args river.JobArgs = jobs.RulesFanOut{Trigger: evaluation.TriggerManual, RunID: run.RunID, RuleIDs: []uuid.UUID{id}}
-		if accountID != uuid.Nil {
-			if _, err := account.Get(ctx, tx, accountID); errors.Is(err, account.ErrNotFound) {
-				return ErrUnknownAccount
-			} else if err != nil {
-				return err
-			}
-			args = jobs.EvaluateAccounts{Trigger: evaluation.TriggerManual, RunID: run.RunID, RuleIDs: []uuid.UUID{id}, AccountID: accountID}
-		}
-		_, err = s.jobs.InsertTx(ctx, tx, args, nil)
-		return err
-	})
-	if err != nil {
-		return nil, wrap("evaluate rule", err)
-	}
-	return run, nil
 }
 
 func wrap(action string, err error) error {
