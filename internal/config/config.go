@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/ctrader/ctrader/internal/egress"
-	"github.com/ctrader/ctrader/internal/jobs"
-	"github.com/ctrader/ctrader/internal/webhook"
+	"github.com/ctrader/ctrader/internal/queue"
+	"github.com/ctrader/ctrader/internal/seal"
 )
 
 // Config is everything a ctrader process needs to know at start.
@@ -139,7 +139,7 @@ func Vars() []Var {
 				return nil
 			}},
 		{Env: "QUEUE_CONCURRENCY", Flag: "queue-concurrency", Default: "events=50", Group: Server,
-			Usage: "per-queue overrides of WORKER_CONCURRENCY, such as events=50,rules=40 (queues: " + strings.Join(jobs.Queues(), ", ") + "); events jobs that run at once share transactions, and a waiting one holds no connection",
+			Usage: "per-queue overrides of WORKER_CONCURRENCY, such as events=50,rules=40 (queues: " + strings.Join(queue.Names(), ", ") + "); events jobs that run at once share transactions, and a waiting one holds no connection",
 			set:   setQueueConcurrency},
 		{Env: "FETCH_COOLDOWN", Flag: "fetch-cooldown", Default: "5ms", Group: Server,
 			Usage: "least time between two fetches of a queue; a queue works at most its concurrency per cooldown",
@@ -193,7 +193,7 @@ func Vars() []Var {
 		{Env: "WEBHOOK_SECRET_KEY", Flag: "webhook-secret-key", Default: "", Group: Server | Secret,
 			Usage: "32 bytes in base64 (openssl rand -base64 32) that encrypt webhook signing secrets at rest; empty stores them unencrypted",
 			set: func(c *Config, v string) error {
-				if _, err := webhook.ParseSealKey(v); err != nil {
+				if _, err := seal.ParseKey(v); err != nil {
 					return err
 				}
 				c.WebhookSecretKey = v
@@ -305,8 +305,8 @@ func setQueueConcurrency(c *Config, v string) error {
 	}
 	for _, part := range strings.Split(v, ",") {
 		name, num, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if !ok || !slices.Contains(jobs.Queues(), name) {
-			return fmt.Errorf("%q is not queue=number with a queue among %s", part, strings.Join(jobs.Queues(), ", "))
+		if !ok || !slices.Contains(queue.Names(), name) {
+			return fmt.Errorf("%q is not queue=number with a queue among %s", part, strings.Join(queue.Names(), ", "))
 		}
 		n, err := strconv.Atoi(num)
 		if err != nil || n < 1 || n > 10_000 {

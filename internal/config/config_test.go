@@ -3,6 +3,7 @@ package config_test
 import (
 	"io"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -85,5 +86,22 @@ func TestBadSettingsAreRefused(t *testing.T) {
 		_, _, err := config.Load("serve", config.Database|config.Server, nil, env(tt.env), io.Discard)
 		require.ErrorContains(t, err, tt.want)
 		require.NotContains(t, err.Error(), "\n", "one line")
+	}
+}
+
+// Loading configuration must not pull in the database driver or River: a
+// command that only reads settings should not link them, and a setting's
+// check belongs in a package that does not need them.
+func TestConfigDependsOnNoDatabaseOrQueue(t *testing.T) {
+	t.Parallel()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("the go command is not on PATH")
+	}
+	out, err := exec.Command(goTool, "list", "-deps", ".").Output()
+	require.NoError(t, err)
+	for _, dep := range strings.Fields(string(out)) {
+		require.False(t, strings.HasPrefix(dep, "github.com/jackc/") || strings.HasPrefix(dep, "github.com/riverqueue/"),
+			"config depends on %s", dep)
 	}
 }

@@ -11,22 +11,21 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
+
+	"github.com/ctrader/ctrader/internal/queue"
 )
 
-// Queues. Each kind of work has its own queue with its own concurrency, so a
-// flood of one kind cannot starve the others.
+// Queues, as package queue names them; the jobs below route to them.
 const (
-	QueueAccounts    = "accounts"
-	QueueEvents      = "events"
-	QueueRules       = "rules"
-	QueueMaintenance = "maintenance"
-	QueueWebhooks    = "webhooks"
+	QueueAccounts    = queue.Accounts
+	QueueEvents      = queue.Events
+	QueueRules       = queue.Rules
+	QueueMaintenance = queue.Maintenance
+	QueueWebhooks    = queue.Webhooks
 )
 
 // Queues lists every queue a worker process serves.
-func Queues() []string {
-	return []string{QueueAccounts, QueueEvents, QueueRules, QueueWebhooks, QueueMaintenance}
-}
+func Queues() []string { return queue.Names() }
 
 // EventMaxAttempts bounds retries of an event's jobs: about four hours of
 // River's backoff, after which the event is marked failed.
