@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctrader/ctrader/internal/config"
+	"github.com/ctrader/ctrader/internal/engine"
 )
 
 func env(vars map[string]string) func(string) string {
@@ -104,4 +106,18 @@ func TestConfigDependsOnNoDatabaseOrQueue(t *testing.T) {
 		require.False(t, strings.HasPrefix(dep, "github.com/jackc/") || strings.HasPrefix(dep, "github.com/riverqueue/"),
 			"config depends on %s", dep)
 	}
+}
+
+// The engine's defaults are what tests and a bare engine.New run with; the
+// settings must default to the same, or tests would prove another product.
+// config cannot import engine (it would pull in the database driver), so
+// the repetition is checked here.
+func TestDefaultsAreTheEngines(t *testing.T) {
+	t.Parallel()
+	defaults := map[string]string{}
+	for _, v := range config.Vars() {
+		defaults[v.Env] = v.Default
+	}
+	require.Equal(t, strconv.Itoa(engine.DefaultMaxDepth), defaults["MAX_EVENT_DEPTH"])
+	require.Equal(t, strconv.Itoa(engine.DefaultMaxCascade), defaults["MAX_CASCADE_EVENTS"])
 }

@@ -25,7 +25,8 @@ import (
 	"github.com/ctrader/ctrader/internal/webhook"
 )
 
-// DefaultMaxDepth is how many follow-up events a chain may have.
+// DefaultMaxDepth is how many follow-up events a chain may have unless
+// MAX_EVENT_DEPTH says otherwise (config's default is held to it by a test).
 const DefaultMaxDepth = 8
 
 // SkippedDepthLimit says an emit_event action was not taken because the
@@ -33,7 +34,7 @@ const DefaultMaxDepth = 8
 const SkippedDepthLimit = "depth_limit"
 
 // DefaultMaxCascade is how many follow-up events one posted event may cause
-// in all, at every depth together.
+// in all, at every depth together, unless MAX_CASCADE_EVENTS says otherwise.
 const DefaultMaxCascade = 1000
 
 // SkippedCascadeLimit says an emit_event action was not taken because the

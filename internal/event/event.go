@@ -39,8 +39,7 @@ const (
 // Limits on input.
 const (
 	MaxTypeLength   = 100
-	MaxPayloadBytes = 32 * 1024 // encoded JSON, per event
-	MaxBatch        = 1000
+	MaxPayloadBytes = 32 * 1024      // encoded JSON, per event
 	MaxFutureSkew   = 24 * time.Hour // occurred_at may be at most this far ahead
 	// A won amount has at most this many digits before and after the point;
 	// Postgres adds amounts exactly whatever their size, this keeps them sane.
@@ -125,7 +124,7 @@ func (in *Input) Validate(prefix string, now time.Time) []apperr.FieldError {
 		}
 	}
 	if in.OccurredAt != nil && in.OccurredAt.After(now.Add(MaxFutureSkew)) {
-		bad("occurred_at", "must not be more than 24 hours in the future", in.OccurredAt)
+		bad("occurred_at", fmt.Sprintf("must not be more than %d hours in the future", int(MaxFutureSkew.Hours())), in.OccurredAt)
 	}
 	return fields
 }

@@ -211,7 +211,7 @@ func checkAction(a *Action, location string) []apperr.FieldError {
 		case a.Status == "":
 			bad(".status", "set_account_status needs a status", nil)
 		case a.Status == account.StatusPending || !StatusPattern.MatchString(a.Status):
-			bad(".status", "must match ^[a-z][a-z0-9_]{0,31}$ and not be pending", a.Status)
+			bad(".status", "must match "+StatusPattern.String()+" and not be pending", a.Status)
 		}
 		if a.EventType != "" || a.Payload != nil || a.PayloadExpr != "" || a.EndpointID != "" {
 			bad("", "set_account_status takes only a status", nil)
@@ -257,15 +257,6 @@ func (s *Service) requireEndpoints(ctx context.Context, tx pgx.Tx, actions []Act
 		return apperr.InvalidFields("unknown webhook endpoint", fields...)
 	}
 	return nil
-}
-
-// Matches reports whether r is evaluated for events of eventType. Scheduled
-// rules run on events only when they list event types.
-func (r *Rule) Matches(eventType string) bool {
-	if len(r.EventTypes) == 0 {
-		return !r.Scheduled
-	}
-	return slices.Contains(r.EventTypes, eventType)
 }
 
 // Service manages rules.
