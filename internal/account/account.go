@@ -5,6 +5,7 @@ package account
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -73,7 +74,7 @@ func (in *CreateInput) normalize() error {
 	case n == 0:
 		fields = append(fields, apperr.FieldError{Location: "body.name", Message: "must not be blank"})
 	case n > MaxNameLength:
-		fields = append(fields, apperr.FieldError{Location: "body.name", Message: "must be at most 200 characters"})
+		fields = append(fields, apperr.FieldError{Location: "body.name", Message: fmt.Sprintf("must be at most %d characters", MaxNameLength)})
 	}
 	if in.Metadata == nil {
 		in.Metadata = map[string]any{}
@@ -81,7 +82,7 @@ func (in *CreateInput) normalize() error {
 	if msg := jsonvalue.Check(in.Metadata); msg != "" {
 		fields = append(fields, apperr.FieldError{Location: "body.metadata", Message: msg})
 	} else if b, err := json.Marshal(in.Metadata); err != nil || len(b) > MaxMetadataBytes {
-		fields = append(fields, apperr.FieldError{Location: "body.metadata", Message: "must encode to at most 16384 bytes of JSON"})
+		fields = append(fields, apperr.FieldError{Location: "body.metadata", Message: fmt.Sprintf("must encode to at most %d bytes of JSON", MaxMetadataBytes)})
 	}
 	if len(fields) > 0 {
 		return apperr.InvalidFields("invalid account", fields...)

@@ -81,6 +81,23 @@ func List(ctx context.Context, q db.Querier, p page.Params) (page.Page[*Account]
 	return page.Build(items, p.Limit, func(a *Account) uuid.UUID { return a.ID }), nil
 }
 
+// Existing returns which of ids name an account, read through q.
+func Existing(ctx context.Context, q db.Querier, ids []uuid.UUID) (map[uuid.UUID]bool, error) {
+	rows, err := q.Query(ctx, `SELECT id FROM accounts WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, wrap("look up accounts", err)
+	}
+	found, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return nil, wrap("look up accounts", err)
+	}
+	exists := make(map[uuid.UUID]bool, len(found))
+	for _, id := range found {
+		exists[id] = true
+	}
+	return exists, nil
+}
+
 // Activate moves a pending account to active through q and reports whether it
 // changed anything: running it again is a no-op.
 func Activate(ctx context.Context, q db.Querier, id uuid.UUID) (bool, error) {
@@ -107,16 +124,16 @@ func wrap(action string, err error) error {
 	return db.Wrap(action, err, ErrNotFound)
 }
 
-// QueueLockForEvents queues onto b the read of the accounts of the events
-// among eventIDs, locked against other writers until the transaction ends,
-// and sets *out when b runs. They are locked in the order of their ids, so
-// two transactions locking overlapping sets cannot deadlock; inserting events
+// BatchLock adds to b the read of the accounts whose ids ids selects,
+// locked against other writers until the transaction ends, and sets *out
+// when b runs. They are locked in the order of their ids, so two
+// transactions locking overlapping sets cannot deadlock; inserting events
 // for them is not blocked.
-func QueueLockForEvents(b *pgx.Batch, eventIDs []uuid.UUID, out *map[uuid.UUID]*Account) {
+func BatchLock(b *pgx.Batch, ids db.Subquery, out *map[uuid.UUID]*Account) {
 	b.Queue(`
 		SELECT `+columns+` FROM accounts
-		WHERE id IN (SELECT account_id FROM events WHERE id = ANY($1))
-		ORDER BY id FOR NO KEY UPDATE`, eventIDs).Query(func(rows pgx.Rows) error {
+		WHERE id IN (`+ids.SQL+`)
+		ORDER BY id FOR NO KEY UPDATE`, ids.Args...).Query(func(rows pgx.Rows) error {
 		items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Account, error) { return scan(r) })
 		if err != nil {
 			return wrap("lock accounts", err)
@@ -130,11 +147,11 @@ func QueueLockForEvents(b *pgx.Batch, eventIDs []uuid.UUID, out *map[uuid.UUID]*
 	})
 }
 
-// QueueAddWon queues onto b the addition of won amounts to their accounts'
+// BatchAddWon adds to b the update that adds won amounts to their accounts'
 // totals: amounts[i] belongs to ids[i], and an account may appear more than
-// once. Nothing is queued for no amounts. The amounts travel as their text,
+// once. Nothing is added for no amounts. The amounts travel as their text,
 // so Postgres adds them exactly.
-func QueueAddWon(b *pgx.Batch, ids []uuid.UUID, amounts []decimal.Decimal) {
+func BatchAddWon(b *pgx.Batch, ids []uuid.UUID, amounts []decimal.Decimal) {
 	if len(ids) == 0 {
 		return
 	}

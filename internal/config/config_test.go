@@ -3,6 +3,8 @@ package config_test
 import (
 	"io"
 	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctrader/ctrader/internal/config"
+	"github.com/ctrader/ctrader/internal/engine"
 )
 
 func env(vars map[string]string) func(string) string {
@@ -86,4 +89,35 @@ func TestBadSettingsAreRefused(t *testing.T) {
 		require.ErrorContains(t, err, tt.want)
 		require.NotContains(t, err.Error(), "\n", "one line")
 	}
+}
+
+// Loading configuration must not pull in the database driver or River: a
+// command that only reads settings should not link them, and a setting's
+// check belongs in a package that does not need them.
+func TestConfigDependsOnNoDatabaseOrQueue(t *testing.T) {
+	t.Parallel()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("the go command is not on PATH")
+	}
+	out, err := exec.Command(goTool, "list", "-deps", ".").Output()
+	require.NoError(t, err)
+	for _, dep := range strings.Fields(string(out)) {
+		require.False(t, strings.HasPrefix(dep, "github.com/jackc/") || strings.HasPrefix(dep, "github.com/riverqueue/"),
+			"config depends on %s", dep)
+	}
+}
+
+// The engine's defaults are what tests and a bare engine.New run with; the
+// settings must default to the same, or tests would prove another product.
+// config cannot import engine (it would pull in the database driver), so
+// the repetition is checked here.
+func TestDefaultsAreTheEngines(t *testing.T) {
+	t.Parallel()
+	defaults := map[string]string{}
+	for _, v := range config.Vars() {
+		defaults[v.Env] = v.Default
+	}
+	require.Equal(t, strconv.Itoa(engine.DefaultMaxDepth), defaults["MAX_EVENT_DEPTH"])
+	require.Equal(t, strconv.Itoa(engine.DefaultMaxCascade), defaults["MAX_CASCADE_EVENTS"])
 }

@@ -60,3 +60,13 @@ func (c Conditions) Page(selectFrom string, p page.Params) (string, []any) {
 	args := append(c.args, p.Limit+1)
 	return query + fmt.Sprintf(" ORDER BY id DESC LIMIT $%d", len(args)), args
 }
+
+// Subquery is a SELECT of one column, with its arguments, that another
+// package's statement embeds: it lets a package pick its own rows by values
+// held in a table it does not own, in one statement, while each package
+// writes SQL for its own tables only. Its parameters are numbered from $1,
+// so the statement that embeds it takes no arguments of its own.
+type Subquery struct {
+	SQL  string
+	Args []any
+}

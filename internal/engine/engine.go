@@ -1,6 +1,8 @@
-// Package engine evaluates rules and carries out their actions. It is called
-// by the River workers inside the transaction that completes their job, so an
-// evaluation, its effects and the job's completion commit together.
+// Package engine evaluates rules and carries out their actions: the work that
+// spans accounts, events, rules, evaluations and webhooks. The River workers
+// call it inside the transaction that completes their job, so an evaluation,
+// its effects and the job's completion commit together; Manual starts an
+// evaluation by hand.
 package engine
 
 import (
@@ -23,7 +25,8 @@ import (
 	"github.com/ctrader/ctrader/internal/webhook"
 )
 
-// DefaultMaxDepth is how many follow-up events a chain may have.
+// DefaultMaxDepth is how many follow-up events a chain may have unless
+// MAX_EVENT_DEPTH says otherwise (config's default is held to it by a test).
 const DefaultMaxDepth = 8
 
 // SkippedDepthLimit says an emit_event action was not taken because the
@@ -31,7 +34,7 @@ const DefaultMaxDepth = 8
 const SkippedDepthLimit = "depth_limit"
 
 // DefaultMaxCascade is how many follow-up events one posted event may cause
-// in all, at every depth together.
+// in all, at every depth together, unless MAX_CASCADE_EVENTS says otherwise.
 const DefaultMaxCascade = 1000
 
 // SkippedCascadeLimit says an emit_event action was not taken because the
@@ -118,16 +121,18 @@ func eventVar(e *event.Event) rule.Event {
 // no event are skipped, and when none does it returns event.ErrNotFound.
 func (e *Engine) ProcessEvents(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, ids []uuid.UUID) error {
 	// The reads go out in one round trip: the events, their accounts and the
-	// rules for their types, locked in that order.
+	// rules for their types, locked in that order. Each package reads its own
+	// table; the accounts and types are the events', selected in SQL by the
+	// event package, so no read waits for another's answer.
 	var (
 		events   []*event.Event
 		accounts map[uuid.UUID]*account.Account
 		rules    []*rule.Rule
 	)
 	reads := &pgx.Batch{}
-	event.QueueLock(reads, ids, &events)
-	account.QueueLockForEvents(reads, ids, &accounts)
-	rule.QueueForEvents(reads, ids, &rules)
+	event.BatchLock(reads, ids, &events)
+	account.BatchLock(reads, event.AccountIDsOf(ids), &accounts)
+	rule.BatchForTypes(reads, event.TypesOf(ids), &rules)
 	if err := tx.SendBatch(ctx, reads).Close(); err != nil {
 		return err
 	}
@@ -199,9 +204,9 @@ func (e *Engine) ProcessEvents(ctx context.Context, tx pgx.Tx, inserter jobs.Ins
 		processed[i] = ev.ID
 	}
 	writes := &pgx.Batch{}
-	evaluation.QueueInsert(writes, evalsOf(batch))
-	account.QueueAddWon(writes, wonAccounts, wonAmounts)
-	event.QueueMarkProcessed(writes, processed)
+	evaluation.BatchInsert(writes, evalsOf(batch))
+	account.BatchAddWon(writes, wonAccounts, wonAmounts)
+	event.BatchMarkProcessed(writes, processed)
 	if err := tx.SendBatch(ctx, writes).Close(); err != nil {
 		return fmt.Errorf("record processed events: %w", err)
 	}

@@ -101,10 +101,10 @@ func InsertNew(ctx context.Context, tx pgx.Tx, evals []*Evaluation) (map[uuid.UU
 	return out, nil
 }
 
-// QueueInsert queues onto b the storing of evaluations that do not act,
-// skipping any already recorded, as InsertNew does. Nothing is queued for
+// BatchInsert adds to b the storing of evaluations that do not act,
+// skipping any already recorded, as InsertNew does. Nothing is added for
 // none.
-func QueueInsert(b *pgx.Batch, evals []*Evaluation) {
+func BatchInsert(b *pgx.Batch, evals []*Evaluation) {
 	if len(evals) == 0 {
 		return
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/ctrader/ctrader/internal/account"
 	"github.com/ctrader/ctrader/internal/apperr"
 	"github.com/ctrader/ctrader/internal/db"
 	"github.com/ctrader/ctrader/internal/idempotency"
@@ -38,8 +39,7 @@ const (
 // Limits on input.
 const (
 	MaxTypeLength   = 100
-	MaxPayloadBytes = 32 * 1024 // encoded JSON, per event
-	MaxBatch        = 1000
+	MaxPayloadBytes = 32 * 1024      // encoded JSON, per event
 	MaxFutureSkew   = 24 * time.Hour // occurred_at may be at most this far ahead
 	// A won amount has at most this many digits before and after the point;
 	// Postgres adds amounts exactly whatever their size, this keeps them sane.
@@ -71,10 +71,10 @@ type Event struct {
 	CausationID   *uuid.UUID     `json:"causation_id,omitempty"`
 	Depth         int            `json:"depth"`
 	// RootID is the posted event a chain of follow-ups started from; nil for
-	// posted events. Only QueueLock reads it.
+	// posted events. Only BatchLock reads it.
 	RootID *uuid.UUID `json:"-"`
 	// WonApplied says a won event's amount is in its account's totals. Only
-	// QueueLock reads it.
+	// BatchLock reads it.
 	WonApplied bool `json:"-"`
 }
 
@@ -124,7 +124,7 @@ func (in *Input) Validate(prefix string, now time.Time) []apperr.FieldError {
 		}
 	}
 	if in.OccurredAt != nil && in.OccurredAt.After(now.Add(MaxFutureSkew)) {
-		bad("occurred_at", "must not be more than 24 hours in the future", in.OccurredAt)
+		bad("occurred_at", fmt.Sprintf("must not be more than %d hours in the future", int(MaxFutureSkew.Hours())), in.OccurredAt)
 	}
 	return fields
 }
@@ -251,17 +251,9 @@ func requireAccounts(ctx context.Context, tx pgx.Tx, inputs []Input, location fu
 			ids = append(ids, in.AccountID)
 		}
 	}
-	rows, err := tx.Query(ctx, `SELECT id FROM accounts WHERE id = ANY($1)`, ids)
+	exists, err := account.Existing(ctx, tx, ids)
 	if err != nil {
 		return err
-	}
-	found, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
-	if err != nil {
-		return err
-	}
-	exists := make(map[uuid.UUID]bool, len(found))
-	for _, id := range found {
-		exists[id] = true
 	}
 	var fields []apperr.FieldError
 	for i, in := range inputs {

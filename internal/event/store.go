@@ -124,12 +124,12 @@ func Get(ctx context.Context, q db.Querier, id uuid.UUID) (*Event, error) {
 	return e, nil
 }
 
-// QueueLock queues onto b the read of the events among ids, locked until the
+// BatchLock adds to b the read of the events among ids, locked until the
 // transaction ends so that two runs of the same job serialize on them (FOR
 // NO KEY UPDATE: foreign keys that point at an event still see it), and
 // sets *out when b runs. They come in the order of their ids, which is the
 // order they were received in; WonApplied is set.
-func QueueLock(b *pgx.Batch, ids []uuid.UUID, out *[]*Event) {
+func BatchLock(b *pgx.Batch, ids []uuid.UUID, out *[]*Event) {
 	b.Queue(`
 		SELECT `+columns+`, won_applied_at IS NOT NULL, root_id FROM events
 		WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`, ids).Query(func(rows pgx.Rows) error {
@@ -145,6 +145,18 @@ func QueueLock(b *pgx.Batch, ids []uuid.UUID, out *[]*Event) {
 		*out = events
 		return nil
 	})
+}
+
+// AccountIDsOf selects the account ids of the events among ids, for a
+// statement about those accounts to embed.
+func AccountIDsOf(ids []uuid.UUID) db.Subquery {
+	return db.Subquery{SQL: `SELECT account_id FROM events WHERE id = ANY($1)`, Args: []any{ids}}
+}
+
+// TypesOf selects the distinct types of the events among ids, for a
+// statement about those types to embed.
+func TypesOf(ids []uuid.UUID) db.Subquery {
+	return db.Subquery{SQL: `SELECT DISTINCT type FROM events WHERE id = ANY($1)`, Args: []any{ids}}
 }
 
 // List reads one page of events through q, newest first.
@@ -171,13 +183,13 @@ func List(ctx context.Context, q db.Querier, f Filter, p page.Params) (page.Page
 	return page.Build(items, p.Limit, func(e *Event) uuid.UUID { return e.ID }), nil
 }
 
-// QueueMarkProcessed queues onto b the record that every matching rule has
+// BatchMarkProcessed adds to b the record that every matching rule has
 // been evaluated for the events among ids, and that the amounts of the won
 // ones among them have been added to their accounts' totals. The caller has
-// locked them (QueueLock) and passes only pending ones: the statement selects
+// locked them (BatchLock) and passes only pending ones: the statement selects
 // by id alone, since a condition on the status would let Postgres walk the
 // status index over every pending event.
-func QueueMarkProcessed(b *pgx.Batch, ids []uuid.UUID) {
+func BatchMarkProcessed(b *pgx.Batch, ids []uuid.UUID) {
 	b.Queue(`
 		UPDATE events SET status = 'processed', processed_at = clock_timestamp(),
 			won_applied_at = CASE WHEN type = 'won' THEN coalesce(won_applied_at, clock_timestamp()) END

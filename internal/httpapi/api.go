@@ -14,6 +14,7 @@ import (
 
 	"github.com/ctrader/ctrader/internal/account"
 	"github.com/ctrader/ctrader/internal/auth"
+	"github.com/ctrader/ctrader/internal/engine"
 	"github.com/ctrader/ctrader/internal/evaluation"
 	"github.com/ctrader/ctrader/internal/event"
 	"github.com/ctrader/ctrader/internal/metrics"
@@ -33,6 +34,7 @@ type Deps struct {
 	Accounts    *account.Service
 	Events      *event.Service
 	Rules       *rule.Service
+	Manual      *engine.Manual // evaluations of rules started by hand
 	Evaluations *evaluation.Service
 	Webhooks    *webhook.Service
 	JobRetrier  webhook.JobRetrier

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ctrader/ctrader/internal/account"
 	"github.com/ctrader/ctrader/internal/dbtest"
+	"github.com/ctrader/ctrader/internal/engine"
 	"github.com/ctrader/ctrader/internal/evaluation"
 	"github.com/ctrader/ctrader/internal/event"
 	"github.com/ctrader/ctrader/internal/httpapi"
@@ -49,7 +50,8 @@ func setupWith(t testing.TB, pool *pgxpool.Pool, security httpapi.Security, m *m
 		Pool:        pool,
 		Accounts:    account.NewService(pool, client),
 		Events:      event.NewService(pool, client),
-		Rules:       rule.NewService(pool, client, compiler),
+		Rules:       rule.NewService(pool, compiler, webhook.Referable),
+		Manual:      engine.NewManual(pool, client),
 		Evaluations: evaluation.NewService(pool),
 		Webhooks:    webhook.NewService(pool, nil, 0),
 		JobRetrier:  client,

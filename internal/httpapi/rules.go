@@ -8,6 +8,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/google/uuid"
 
+	"github.com/ctrader/ctrader/internal/engine"
 	"github.com/ctrader/ctrader/internal/rule"
 )
 
@@ -292,10 +293,10 @@ func (h *handlers) evaluateRule(ctx context.Context, in *evaluateRuleInput) (*ev
 		accountID, _ = uuid.Parse(in.Body.AccountID)
 		if accountID == uuid.Nil {
 			// uuid.Nil means every account to the service; no account has it.
-			return nil, fail(ctx, h.Logger, rule.ErrUnknownAccount)
+			return nil, fail(ctx, h.Logger, engine.ErrUnknownAccount)
 		}
 	}
-	run, err := h.Rules.EvaluateNow(ctx, in.id(), accountID)
+	run, err := h.Manual.EvaluateNow(ctx, in.id(), accountID)
 	if err != nil {
 		return nil, fail(ctx, h.Logger, err)
 	}

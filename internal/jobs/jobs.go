@@ -11,22 +11,21 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
+
+	"github.com/ctrader/ctrader/internal/queue"
 )
 
-// Queues. Each kind of work has its own queue with its own concurrency, so a
-// flood of one kind cannot starve the others.
+// Queues, as package queue names them; the jobs below route to them.
 const (
-	QueueAccounts    = "accounts"
-	QueueEvents      = "events"
-	QueueRules       = "rules"
-	QueueMaintenance = "maintenance"
-	QueueWebhooks    = "webhooks"
+	QueueAccounts    = queue.Accounts
+	QueueEvents      = queue.Events
+	QueueRules       = queue.Rules
+	QueueMaintenance = queue.Maintenance
+	QueueWebhooks    = queue.Webhooks
 )
 
 // Queues lists every queue a worker process serves.
-func Queues() []string {
-	return []string{QueueAccounts, QueueEvents, QueueRules, QueueWebhooks, QueueMaintenance}
-}
+func Queues() []string { return queue.Names() }
 
 // EventMaxAttempts bounds retries of an event's jobs: about four hours of
 // River's backoff, after which the event is marked failed.
@@ -63,46 +62,6 @@ func (EventsProcess) Kind() string { return "events.process" }
 // InsertOpts routes the job to the events queue.
 func (EventsProcess) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueEvents, MaxAttempts: EventMaxAttempts}
-}
-
-// EventWon and EventEvaluate are the two jobs that processed one event before
-// EventsProcess did both. Jobs of these kinds queued by an earlier version are
-// still worked, each as an EventsProcess of its one event.
-type EventWon struct {
-	EventID uuid.UUID `json:"event_id"`
-}
-
-// Kind is the job's stable name.
-func (EventWon) Kind() string { return "event.won" }
-
-// InsertOpts routes the job to the events queue.
-func (EventWon) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueEvents, MaxAttempts: EventMaxAttempts}
-}
-
-// OneEvent is a job of one event, of a kind an earlier version queued.
-type OneEvent interface {
-	river.JobArgs
-	Event() uuid.UUID
-}
-
-// Event is the job's event.
-func (a EventWon) Event() uuid.UUID { return a.EventID }
-
-// Event is the job's event.
-func (a EventEvaluate) Event() uuid.UUID { return a.EventID }
-
-// EventEvaluate: see EventWon.
-type EventEvaluate struct {
-	EventID uuid.UUID `json:"event_id"`
-}
-
-// Kind is the job's stable name.
-func (EventEvaluate) Kind() string { return "event.evaluate" }
-
-// InsertOpts routes the job to the rules queue.
-func (EventEvaluate) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueRules, MaxAttempts: EventMaxAttempts}
 }
 
 // RulesSchedule starts the scheduled evaluation of one window: it fans out

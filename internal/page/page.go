@@ -10,11 +10,9 @@ import (
 	"github.com/ctrader/ctrader/internal/apperr"
 )
 
-// Limits on page size.
-const (
-	DefaultLimit = 50
-	MaxLimit     = 500
-)
+// DefaultLimit is the page size when a request names none. The largest is
+// the maximum of the API's limit parameter.
+const DefaultLimit = 50
 
 // Params selects one page: up to Limit items after the item with id After
 // (the zero UUID means from the start), newest first.

@@ -5,42 +5,20 @@
 package rule
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
 
-	"github.com/ctrader/ctrader/internal/account"
 	"github.com/ctrader/ctrader/internal/apperr"
 	"github.com/ctrader/ctrader/internal/db"
-	"github.com/ctrader/ctrader/internal/evaluation"
 	"github.com/ctrader/ctrader/internal/event"
-	"github.com/ctrader/ctrader/internal/jobs"
-	"github.com/ctrader/ctrader/internal/jsonvalue"
-	"github.com/ctrader/ctrader/internal/page"
 	"github.com/ctrader/ctrader/internal/patch"
-	"github.com/ctrader/ctrader/internal/webhook"
 )
-
-// Action types.
-const (
-	ActionEmitEvent        = "emit_event"         // post a follow-up event for the same account
-	ActionSetAccountStatus = "set_account_status" // change the account's status
-	ActionWebhook          = "webhook"            // deliver a signed message to a webhook endpoint
-)
-
-// ActionTypes lists every action type, in the order the API documents them.
-var ActionTypes = []string{ActionEmitEvent, ActionSetAccountStatus, ActionWebhook}
 
 // Limits on input.
 const (
@@ -50,9 +28,6 @@ const (
 	MaxActions           = 10
 )
 
-// StatusPattern is what an account status set by a rule may look like.
-var StatusPattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}$`)
-
 // Errors.
 var (
 	ErrNotFound  = apperr.New(apperr.NotFound, "rule not found")
@@ -60,20 +35,6 @@ var (
 	ErrDeleted   = apperr.New(apperr.Conflict, "the rule is deleted")
 	ErrDisabled  = apperr.New(apperr.Conflict, "the rule is disabled; enable it to evaluate it")
 )
-
-// Action is one thing a rule does when it matches. Type selects which fields
-// apply; new action types add fields without changing existing ones.
-type Action struct {
-	Type string `json:"type"`
-	// emit_event
-	EventType   string         `json:"event_type,omitempty"`
-	Payload     map[string]any `json:"payload,omitempty"`
-	PayloadExpr string         `json:"payload_expr,omitempty"`
-	// set_account_status
-	Status string `json:"status,omitempty"`
-	// webhook
-	EndpointID string `json:"endpoint_id,omitempty"`
-}
 
 // Rule is one version of a rule.
 type Rule struct {
@@ -177,252 +138,6 @@ func (c *Compiler) normalize(in *Input) error {
 		return apperr.InvalidFields("invalid rule", fields...)
 	}
 	return nil
-}
-
-func checkAction(a *Action, location string) []apperr.FieldError {
-	var fields []apperr.FieldError
-	bad := func(field, msg string, value any) {
-		fields = append(fields, apperr.FieldError{Location: location + field, Message: msg, Value: value})
-	}
-	switch a.Type {
-	case ActionEmitEvent:
-		switch {
-		case a.EventType == "":
-			bad(".event_type", "emit_event needs an event_type", nil)
-		case len(a.EventType) > event.MaxTypeLength || !event.TypePattern.MatchString(a.EventType):
-			bad(".event_type", "not a valid event type", a.EventType)
-		}
-		if a.Payload != nil && a.PayloadExpr != "" {
-			bad("", "give payload or payload_expr, not both", nil)
-		}
-		if msg := jsonvalue.Check(a.Payload); msg != "" {
-			bad(".payload", msg, nil)
-		} else if b, _ := json.Marshal(a.Payload); len(b) > event.MaxPayloadBytes {
-			bad(".payload", fmt.Sprintf("must encode to at most %d bytes of JSON", event.MaxPayloadBytes), nil)
-		}
-		if a.EventType == event.TypeWon && a.PayloadExpr == "" {
-			if _, ok := jsonvalue.Amount(a.Payload["amount"]); !ok {
-				bad(".payload.amount", "a won event needs a numeric amount", nil)
-			}
-		}
-		if a.Status != "" {
-			bad(".status", "only for set_account_status", nil)
-		}
-		if a.EndpointID != "" {
-			bad(".endpoint_id", "only for webhook", nil)
-		}
-	case ActionSetAccountStatus:
-		switch {
-		case a.Status == "":
-			bad(".status", "set_account_status needs a status", nil)
-		case a.Status == account.StatusPending || !StatusPattern.MatchString(a.Status):
-			bad(".status", "must match ^[a-z][a-z0-9_]{0,31}$ and not be pending", a.Status)
-		}
-		if a.EventType != "" || a.Payload != nil || a.PayloadExpr != "" || a.EndpointID != "" {
-			bad("", "set_account_status takes only a status", nil)
-		}
-	case ActionWebhook:
-		if id, err := uuid.Parse(a.EndpointID); err != nil {
-			bad(".endpoint_id", "webhook needs the id of a webhook endpoint", a.EndpointID)
-		} else {
-			a.EndpointID = id.String()
-		}
-		if a.EventType != "" || a.Payload != nil || a.PayloadExpr != "" || a.Status != "" {
-			bad("", "webhook takes only an endpoint_id", nil)
-		}
-	default:
-		bad(".type", "unknown action type; one of "+strings.Join(ActionTypes, ", "), a.Type)
-	}
-	return fields
-}
-
-// requireEndpoints checks that every webhook action names an endpoint that
-// exists and is not deleted.
-func requireEndpoints(ctx context.Context, tx pgx.Tx, actions []Action) error {
-	var fields []apperr.FieldError
-	for i, a := range actions {
-		if a.Type != ActionWebhook {
-			continue
-		}
-		ok, err := webhook.Referable(ctx, tx, uuid.MustParse(a.EndpointID))
-		if err != nil {
-			return err
-		}
-		if !ok {
-			fields = append(fields, apperr.FieldError{Location: fmt.Sprintf("body.actions[%d].endpoint_id", i),
-				Message: "no webhook endpoint has this id", Value: a.EndpointID})
-		}
-	}
-	if len(fields) > 0 {
-		return apperr.InvalidFields("unknown webhook endpoint", fields...)
-	}
-	return nil
-}
-
-// Matches reports whether r is evaluated for events of eventType. Scheduled
-// rules run on events only when they list event types.
-func (r *Rule) Matches(eventType string) bool {
-	if len(r.EventTypes) == 0 {
-		return !r.Scheduled
-	}
-	return slices.Contains(r.EventTypes, eventType)
-}
-
-// Service manages rules.
-type Service struct {
-	pool     *pgxpool.Pool
-	jobs     jobs.Inserter
-	compiler *Compiler
-}
-
-// NewService returns a Service.
-func NewService(pool *pgxpool.Pool, inserter jobs.Inserter, compiler *Compiler) *Service {
-	return &Service{pool: pool, jobs: inserter, compiler: compiler}
-}
-
-// Create checks and stores a new rule at version 1.
-func (s *Service) Create(ctx context.Context, in Input) (*Rule, error) {
-	if err := s.compiler.normalize(&in); err != nil {
-		return nil, err
-	}
-	id, err := uuid.NewV7()
-	if err != nil {
-		return nil, err
-	}
-	var r *Rule
-	err = db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := requireEndpoints(ctx, tx, in.Actions); err != nil {
-			return err
-		}
-		var err error
-		r, err = insert(ctx, tx, id, in)
-		return err
-	})
-	if err != nil {
-		return nil, wrap("create rule", err)
-	}
-	return r, nil
-}
-
-// Get returns a rule, deleted or not.
-func (s *Service) Get(ctx context.Context, id uuid.UUID) (*Rule, error) {
-	return Get(ctx, s.pool, id)
-}
-
-// Filter narrows a list of rules.
-type Filter struct {
-	IncludeDeleted bool
-	Enabled        *bool
-	Scheduled      *bool
-}
-
-// List returns one page of rules, newest first.
-func (s *Service) List(ctx context.Context, f Filter, p page.Params) (page.Page[*Rule], error) {
-	return List(ctx, s.pool, f, p)
-}
-
-// Update applies a patch. A patch that changes anything makes a new version;
-// one that changes nothing returns the rule as it is.
-func (s *Service) Update(ctx context.Context, id uuid.UUID, p Patch) (*Rule, error) {
-	var out *Rule
-	err := db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		cur, err := getForUpdate(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		if cur.DeletedAt != nil {
-			return ErrDeleted
-		}
-		in := p.apply(cur)
-		if err := s.compiler.normalize(&in); err != nil {
-			return err
-		}
-		if in.equal(cur) {
-			out = cur
-			return nil
-		}
-		if err := requireEndpoints(ctx, tx, in.Actions); err != nil {
-			return err
-		}
-		out, err = update(ctx, tx, cur, in, false)
-		return err
-	})
-	if err != nil {
-		return nil, wrap("update rule", err)
-	}
-	return out, nil
-}
-
-// Delete disables the rule and marks it deleted; its versions and
-// evaluations stay. Deleting a deleted rule changes nothing.
-func (s *Service) Delete(ctx context.Context, id uuid.UUID) error {
-	err := db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		cur, err := getForUpdate(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		if cur.DeletedAt != nil {
-			return nil
-		}
-		in := Patch{}.apply(cur)
-		in.Enabled = false
-		_, err = update(ctx, tx, cur, in, true)
-		return err
-	})
-	if err != nil {
-		return wrap("delete rule", err)
-	}
-	return nil
-}
-
-// Run describes an evaluation started by hand.
-type Run struct {
-	RunID       string
-	RuleID      uuid.UUID
-	RuleVersion int
-	AccountID   uuid.UUID // uuid.Nil: every provisioned account
-}
-
-// ErrUnknownAccount is returned when a manual evaluation names no account.
-var ErrUnknownAccount = apperr.InvalidFields("unknown account",
-	apperr.FieldError{Location: "body.account_id", Message: "no account has this id"})
-
-// EvaluateNow queues the evaluation of a rule against one account, or every
-// provisioned account, with trigger "manual".
-func (s *Service) EvaluateNow(ctx context.Context, id, accountID uuid.UUID) (*Run, error) {
-	runUUID, err := uuid.NewV7()
-	if err != nil {
-		return nil, err
-	}
-	run := &Run{RunID: evaluation.TriggerManual + ":" + runUUID.String(), RuleID: id, AccountID: accountID}
-	err = db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		r, err := Get(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		switch {
-		case r.DeletedAt != nil:
-			return ErrDeleted
-		case !r.Enabled:
-			return ErrDisabled
-		}
-		run.RuleVersion = r.Version
-		var args river.JobArgs = jobs.RulesFanOut{Trigger: evaluation.TriggerManual, RunID: run.RunID, RuleIDs: []uuid.UUID{id}}
-		if accountID != uuid.Nil {
-			if _, err := account.Get(ctx, tx, accountID); errors.Is(err, account.ErrNotFound) {
-				return ErrUnknownAccount
-			} else if err != nil {
-				return err
-			}
-			args = jobs.EvaluateAccounts{Trigger: evaluation.TriggerManual, RunID: run.RunID, RuleIDs: []uuid.UUID{id}, AccountID: accountID}
-		}
-		_, err = s.jobs.InsertTx(ctx, tx, args, nil)
-		return err
-	})
-	if err != nil {
-		return nil, wrap("evaluate rule", err)
-	}
-	return run, nil
 }
 
 func wrap(action string, err error) error {

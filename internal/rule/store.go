@@ -99,16 +99,16 @@ func List(ctx context.Context, q db.Querier, f Filter, p page.Params) (page.Page
 	return page.Build(items, p.Limit, func(r *Rule) uuid.UUID { return r.ID }), nil
 }
 
-// QueueForEvents queues onto b the read of the enabled rules evaluated for
-// any of the events among ids, in id order, and sets *out when b runs.
+// BatchForTypes adds to b the read of the enabled rules evaluated for any of
+// the event types types selects, in id order, and sets *out when b runs.
 // AppliesTo tells which event types each is evaluated for.
-func QueueForEvents(b *pgx.Batch, eventIDs []uuid.UUID, out *[]*Rule) {
+func BatchForTypes(b *pgx.Batch, types db.Subquery, out *[]*Rule) {
 	b.Queue(`
 		SELECT `+columns+` FROM rules
 		WHERE enabled AND deleted_at IS NULL
 		  AND ((event_types = '{}' AND NOT scheduled)
-		       OR event_types && ARRAY(SELECT DISTINCT type FROM events WHERE id = ANY($1)))
-		ORDER BY id`, eventIDs).Query(func(rows pgx.Rows) error {
+		       OR event_types && ARRAY(`+types.SQL+`))
+		ORDER BY id`, types.Args...).Query(func(rows pgx.Rows) error {
 		items, err := collect(rows, nil)
 		if err != nil {
 			return wrap("rules for events", err)

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ctrader/ctrader/internal/db"
+	"github.com/ctrader/ctrader/internal/seal"
 )
 
 // SecretPrefix starts every signing secret, as Standard Webhooks libraries
@@ -146,15 +147,9 @@ var ErrNoSealKey = errors.New("webhook secrets are encrypted but WEBHOOK_SECRET_
 // ParseSealKey decodes WEBHOOK_SECRET_KEY: 32 bytes in standard or URL-safe
 // base64. An empty string means no encryption.
 func ParseSealKey(s string) (*Sealer, error) {
-	if s == "" {
-		return nil, nil
-	}
-	key, err := base64.StdEncoding.DecodeString(s)
-	if err != nil {
-		key, err = base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
-	}
-	if err != nil || len(key) != 32 {
-		return nil, errors.New("must be 32 bytes in base64 (openssl rand -base64 32)")
+	key, err := seal.ParseKey(s)
+	if err != nil || key == nil {
+		return nil, err
 	}
 	block, err := aes.NewCipher(key)
 	if err != nil {

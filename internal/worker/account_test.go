@@ -55,7 +55,7 @@ func setup(t *testing.T) *testBundle {
 	return &testBundle{
 		pool: pool, client: client, svc: account.NewService(pool, client),
 		compiler: compiler, engine: eng,
-		rules:  rule.NewService(pool, client, compiler),
+		rules:  rule.NewService(pool, compiler, webhook.Referable),
 		events: event.NewService(pool, client),
 	}
 }

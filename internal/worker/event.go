@@ -98,24 +98,6 @@ func (w *EventsWorker) runBatch(ctx context.Context, batch []eventsJob) error {
 	})
 }
 
-// earlierWorker works the jobs of one event that an earlier version queued:
-// event.won and event.evaluate, each now processed as a job of that event.
-type earlierWorker[T jobs.OneEvent] struct {
-	river.WorkerDefaults[T]
-	pool   *pgxpool.Pool
-	engine *engine.Engine
-}
-
-// Work processes the job's event.
-func (w *earlierWorker[T]) Work(ctx context.Context, job *river.Job[T]) error {
-	last := 0
-	if job.Attempt >= job.MaxAttempts {
-		last = job.Attempt
-	}
-	return processEvents(ctx, w.pool, w.engine, []uuid.UUID{job.Args.Event()}, last,
-		func(tx pgx.Tx) error { return complete(ctx, tx, job) })
-}
-
 // processEvents runs the engine over ids and completes their jobs (complete)
 // in the same transaction, then turns an error into River's verdict. Events
 // that no longer exist cancel the jobs; when the jobs are on their last

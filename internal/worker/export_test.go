@@ -27,14 +27,6 @@ func NewBatchingEventsWorker(pool *pgxpool.Pool, e *engine.Engine, leaders int) 
 	return newEventsWorker(pool, e, leaders)
 }
 
-func NewWonWorker(pool *pgxpool.Pool, e *engine.Engine) river.Worker[jobs.EventWon] {
-	return &earlierWorker[jobs.EventWon]{pool: pool, engine: e}
-}
-
-func NewEvaluateWorker(pool *pgxpool.Pool, e *engine.Engine) river.Worker[jobs.EventEvaluate] {
-	return &earlierWorker[jobs.EventEvaluate]{pool: pool, engine: e}
-}
-
 func NewScheduleWorker(pool *pgxpool.Pool) *ScheduleWorker { return &ScheduleWorker{pool: pool} }
 
 func NewFanOutWorker(pool *pgxpool.Pool) *FanOutWorker { return &FanOutWorker{pool: pool} }

@@ -593,45 +593,6 @@ func TestEventsWorkerProcessesABatchInOrder(t *testing.T) {
 	}
 }
 
-// Jobs of the kinds an earlier version queued, one event.won or one
-// event.evaluate per event, are still worked, and an amount an event.won job
-// already added is not added again.
-func TestJobsOfEarlierVersionsAreWorked(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	ctx := rivertest.WorkContext(context.Background(), b.client)
-	a := activeAccount(t, b, "John Doe")
-	createRule(t, b, rule.Input{Name: "any win", EventTypes: []string{event.TypeWon}, Condition: `true`})
-	won := ingest(t, b, a.ID, event.TypeWon, map[string]any{"amount": 100.0})
-	applied := ingest(t, b, a.ID, event.TypeWon, map[string]any{"amount": 1000.0})
-	// As an earlier event.won job leaves an event: amount added, evaluation
-	// queued.
-	_, err := b.pool.Exec(ctx, `
-		DELETE FROM river_job WHERE kind = 'events.process';
-		UPDATE events SET won_applied_at = now() WHERE id = '`+applied.ID.String()+`';
-		UPDATE accounts SET won_count = 1, won_total = 1000 WHERE id = '`+a.ID.String()+`'`)
-	require.NoError(t, err)
-	_, err = b.client.Insert(ctx, jobs.EventWon{EventID: won.ID}, nil)
-	require.NoError(t, err)
-	_, err = b.client.Insert(ctx, jobs.EventEvaluate{EventID: applied.ID}, nil)
-	require.NoError(t, err)
-
-	wonJob := running[jobs.EventWon](t, b, `args->>'event_id' = $2`, won.ID.String())
-	require.NoError(t, worker.NewWonWorker(b.pool, b.engine).Work(ctx, wonJob))
-	evalJob := running[jobs.EventEvaluate](t, b, `args->>'event_id' = $2`, applied.ID.String())
-	require.NoError(t, worker.NewEvaluateWorker(b.pool, b.engine).Work(ctx, evalJob))
-
-	got := getAccount(t, b, a.ID)
-	require.Equal(t, int64(2), got.WonCount)
-	require.Equal(t, "1100", got.WonTotal.String())
-	for _, ev := range []*event.Event{won, applied} {
-		require.Equal(t, event.StatusProcessed, getEvent(t, b, ev.ID).Status)
-		require.Len(t, evaluationsOf(t, b, ev.ID), 1)
-	}
-	requireJobState(t, b, wonJob.ID, rivertype.JobStateCompleted)
-	requireJobState(t, b, evalJob.ID, rivertype.JobStateCompleted)
-}
-
 // A job whose events no longer exist is cancelled, not retried.
 func TestEventsJobWithoutEventsIsCancelled(t *testing.T) {
 	t.Parallel()

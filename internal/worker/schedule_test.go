@@ -192,7 +192,7 @@ func TestManualEvaluation(t *testing.T) {
 	}
 
 	// One account.
-	run, err := b.rules.EvaluateNow(ctx, r.ID, one.ID)
+	run, err := engine.NewManual(b.pool, b.client).EvaluateNow(ctx, r.ID, one.ID)
 	require.NoError(t, err)
 	require.Equal(t, 1, run.RuleVersion)
 	require.NoError(t, evaluate.Work(ctx, runJob(run.RunID)))
@@ -203,7 +203,7 @@ func TestManualEvaluation(t *testing.T) {
 	require.Equal(t, 1, countRows(t, b, `SELECT count(*) FROM events WHERE type = 'flagged' AND account_id = $1 AND depth = 0 AND causation_id IS NULL`, one.ID))
 
 	// Every account: a fan-out, then one page.
-	all, err := b.rules.EvaluateNow(ctx, r.ID, uuid.Nil)
+	all, err := engine.NewManual(b.pool, b.client).EvaluateNow(ctx, r.ID, uuid.Nil)
 	require.NoError(t, err)
 	require.NotEqual(t, run.RunID, all.RunID)
 	fanOut := worker.NewFanOutWorker(b.pool)
@@ -236,7 +236,7 @@ func TestEvaluateAccountsContinuesPastItsBudget(t *testing.T) {
 		activeAccount(t, b, name)
 	}
 	r := createRule(t, b, rule.Input{Name: "all", EventTypes: []string{"never"}, Condition: `account.won_total >= 0`})
-	all, err := b.rules.EvaluateNow(ctx, r.ID, uuid.Nil)
+	all, err := engine.NewManual(b.pool, b.client).EvaluateNow(ctx, r.ID, uuid.Nil)
 	require.NoError(t, err)
 	require.NoError(t, worker.NewFanOutWorker(b.pool).Work(ctx, running[jobs.RulesFanOut](t, b, `args->>'run_id' = $2`, all.RunID)))
 

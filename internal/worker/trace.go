@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
@@ -25,8 +24,6 @@ const metadataRequestID = "request_id"
 // request id cannot join that line.
 type traceMiddleware struct {
 	river.MiddlewareDefaults
-	// logger is not used: failed attempts are River's to log.
-	logger *slog.Logger
 }
 
 // InsertMany stamps every job with the request id of ctx.

@@ -76,7 +76,7 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, opts Options) (*river.Cl
 	cfg := &river.Config{
 		ID:         opts.ID,
 		Logger:     logger.With(slog.String("component", "river")),
-		Middleware: []rivertype.Middleware{&traceMiddleware{logger: logger.With(slog.String("component", "worker"))}},
+		Middleware: []rivertype.Middleware{&traceMiddleware{}},
 	}
 	if opts.Work {
 		if cfg.ID == "" {
@@ -94,8 +94,6 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, opts Options) (*river.Cl
 		workers := river.NewWorkers()
 		river.AddWorker(workers, NewAccountWorker(pool))
 		river.AddWorker(workers, newEventsWorker(pool, opts.Engine, BatchLeaders))
-		river.AddWorker(workers, &earlierWorker[jobs.EventWon]{pool: pool, engine: opts.Engine})
-		river.AddWorker(workers, &earlierWorker[jobs.EventEvaluate]{pool: pool, engine: opts.Engine})
 		river.AddWorker(workers, &ScheduleWorker{pool: pool})
 		river.AddWorker(workers, &ScheduleTickWorker{pool: pool, interval: opts.RulesInterval, now: time.Now,
 			logger: logger.With(slog.String("component", "schedule"))})

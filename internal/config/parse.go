@@ -1,0 +1,57 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ctrader/ctrader/internal/queue"
+)
+
+// setQueueConcurrency parses QUEUE_CONCURRENCY: queue=number pairs separated
+// by commas, each queue one package queue names.
+func setQueueConcurrency(c *Config, v string) error {
+	c.QueueConcurrency = map[string]int{}
+	if strings.TrimSpace(v) == "" {
+		return nil
+	}
+	for _, part := range strings.Split(v, ",") {
+		name, num, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || !slices.Contains(queue.Names(), name) {
+			return fmt.Errorf("%q is not queue=number with a queue among %s", part, strings.Join(queue.Names(), ", "))
+		}
+		n, err := strconv.Atoi(num)
+		if err != nil || n < 1 || n > 10_000 {
+			return fmt.Errorf("%s: workers must be a whole number from 1 to 10000", name)
+		}
+		c.QueueConcurrency[name] = n
+	}
+	return nil
+}
+
+// boolSetter and durationSetter return the setters of a Config field that
+// holds a bool or a positive duration.
+func boolSetter(field func(c *Config) *bool) func(c *Config, v string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("must be true or false")
+		}
+		*field(c) = b
+		return nil
+	}
+}
+
+func durationSetter(field func(c *Config) *time.Duration) func(c *Config, v string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return errors.New("must be a positive duration such as 10s or 2m")
+		}
+		*field(c) = d
+		return nil
+	}
+}
