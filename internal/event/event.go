@@ -154,14 +154,17 @@ func New(in Input, now time.Time) (*Event, error) {
 
 // Service ingests and reads events.
 type Service struct {
-	pool *pgxpool.Pool
-	jobs jobs.Inserter
-	now  func() time.Time
+	pool  *pgxpool.Pool
+	jobs  jobs.Inserter
+	now   func() time.Time
+	group *committer
 }
 
 // NewService returns a Service writing to pool and enqueuing through inserter.
 func NewService(pool *pgxpool.Pool, inserter jobs.Inserter) *Service {
-	return &Service{pool: pool, jobs: inserter, now: Now}
+	s := &Service{pool: pool, jobs: inserter, now: Now}
+	s.group = &committer{s: s, max: jobs.EventsPerJob}
+	return s
 }
 
 // Now is the clock events are stamped with: UTC at Postgres's precision.
@@ -170,12 +173,33 @@ func Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 // Ingest validates every input, then stores the events and their jobs in one
 // transaction. location(i) names input i in errors ("body" for a single event,
 // "body.events[i]" for a batch). With an idempotency request, a retry returns
-// the first response (replayed is true) and stores nothing.
+// the first response (replayed is true) and stores nothing. Single events
+// posted at the same time share transactions (see committer); each is
+// answered after the commit that stores it.
 func (s *Service) Ingest(ctx context.Context, inputs []Input, location func(i int) string, idem *idempotency.Request) (events []*Event, replayed bool, err error) {
 	now := s.now()
 	if err := validate(inputs, location, now); err != nil {
 		return nil, false, err
 	}
+	events = make([]*Event, 0, len(inputs))
+	for _, in := range inputs {
+		ev, err := New(in, now)
+		if err != nil {
+			return nil, false, err
+		}
+		events = append(events, ev)
+	}
+	if len(inputs) == 1 {
+		return s.group.ingest(ctx, &single{ev: events[0], in: inputs[0], location: location(0), idem: idem,
+			done: make(chan groupResult, 1), lead: make(chan struct{})})
+	}
+	return s.ingestTx(ctx, inputs, events, location, idem)
+}
+
+// ingestTx stores events, built from inputs, and their jobs in a
+// transaction of their own.
+func (s *Service) ingestTx(ctx context.Context, inputs []Input, events []*Event, location func(i int) string, idem *idempotency.Request) (out []*Event, replayed bool, err error) {
+	out = events
 	err = db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		if idem != nil {
 			stored, err := idempotency.Claim(ctx, tx, idem)
@@ -184,7 +208,8 @@ func (s *Service) Ingest(ctx context.Context, inputs []Input, location func(i in
 			}
 			if stored != nil {
 				replayed = true
-				return jsonvalue.Decode(stored, &events)
+				out = nil
+				return jsonvalue.Decode(stored, &out)
 			}
 		}
 		// One event's account is checked by the foreign key, which saves a
@@ -194,14 +219,6 @@ func (s *Service) Ingest(ctx context.Context, inputs []Input, location func(i in
 			if err := requireAccounts(ctx, tx, inputs, location); err != nil {
 				return err
 			}
-		}
-		events = make([]*Event, 0, len(inputs))
-		for _, in := range inputs {
-			ev, err := New(in, now)
-			if err != nil {
-				return err
-			}
-			events = append(events, ev)
 		}
 		if err := Insert(ctx, tx, s.jobs, events); err != nil {
 			if len(inputs) == 1 && isAccountFK(err) {
@@ -217,7 +234,7 @@ func (s *Service) Ingest(ctx context.Context, inputs []Input, location func(i in
 	if err != nil {
 		return nil, false, wrap("ingest events", err)
 	}
-	return events, replayed, nil
+	return out, replayed, nil
 }
 
 func validate(inputs []Input, location func(i int) string, now time.Time) error {

@@ -56,16 +56,21 @@ func NewRequest(subject, scope, key string, body any) (*Request, error) {
 	return &Request{Subject: subject, Scope: scope, Key: key, Hash: sum[:]}, nil
 }
 
+const (
+	claimSQL = `
+		INSERT INTO idempotency_keys (subject, scope, key, request_hash, expires_at)
+		VALUES ($1, $2, $3, $4, now() + $5::interval)
+		ON CONFLICT (subject, scope, key) DO NOTHING`
+	completeSQL = `UPDATE idempotency_keys SET response_body = $4 WHERE subject = $1 AND scope = $2 AND key = $3`
+)
+
 // Claim records r in tx. It returns the stored response when r was already
 // completed (the caller returns it and rolls back), nil when the caller owns
 // the key and must call Complete in the same transaction, and ErrMismatch when
 // the key was used with another body. A concurrent request with the same key
 // waits for the first to commit or roll back.
 func Claim(ctx context.Context, tx pgx.Tx, r *Request) (json.RawMessage, error) {
-	tag, err := tx.Exec(ctx, `
-		INSERT INTO idempotency_keys (subject, scope, key, request_hash, expires_at)
-		VALUES ($1, $2, $3, $4, now() + $5::interval)
-		ON CONFLICT (subject, scope, key) DO NOTHING`, r.Subject, r.Scope, r.Key, r.Hash, TTL.String())
+	tag, err := tx.Exec(ctx, claimSQL, r.Subject, r.Scope, r.Key, r.Hash, TTL.String())
 	if err != nil {
 		return nil, fmt.Errorf("claim idempotency key: %w", db.Translate(err))
 	}
@@ -96,8 +101,7 @@ func Complete(ctx context.Context, tx pgx.Tx, r *Request, response any) error {
 	if err != nil {
 		return fmt.Errorf("encode idempotent response: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `UPDATE idempotency_keys SET response_body = $4 WHERE subject = $1 AND scope = $2 AND key = $3`,
-		r.Subject, r.Scope, r.Key, b); err != nil {
+	if _, err := tx.Exec(ctx, completeSQL, r.Subject, r.Scope, r.Key, b); err != nil {
 		return fmt.Errorf("store idempotent response: %w", db.Translate(err))
 	}
 	return nil
@@ -110,4 +114,49 @@ func DeleteExpired(ctx context.Context, q db.Querier) (int64, error) {
 		return 0, fmt.Errorf("delete expired idempotency keys: %w", db.Translate(err))
 	}
 	return tag.RowsAffected(), nil
+}
+
+// ClaimMany claims every request of rs in tx, in one round trip, and reports
+// which it claimed. A request not claimed was completed before, is in flight
+// in another transaction, or repeats a key of rs: its caller handles it with
+// Claim, alone.
+func ClaimMany(ctx context.Context, tx pgx.Tx, rs []*Request) ([]bool, error) {
+	if len(rs) == 0 {
+		return nil, nil
+	}
+	b := &pgx.Batch{}
+	for _, r := range rs {
+		b.Queue(claimSQL, r.Subject, r.Scope, r.Key, r.Hash, TTL.String())
+	}
+	res := tx.SendBatch(ctx, b)
+	defer res.Close()
+	claimed := make([]bool, len(rs))
+	for i := range rs {
+		tag, err := res.Exec()
+		if err != nil {
+			return nil, fmt.Errorf("claim idempotency keys: %w", db.Translate(err))
+		}
+		claimed[i] = tag.RowsAffected() == 1
+	}
+	return claimed, res.Close()
+}
+
+// CompleteMany stores responses[i] as the response of rs[i], which tx
+// claimed, in one round trip.
+func CompleteMany(ctx context.Context, tx pgx.Tx, rs []*Request, responses []any) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
+	for i, r := range rs {
+		body, err := json.Marshal(responses[i])
+		if err != nil {
+			return fmt.Errorf("encode idempotent response: %w", err)
+		}
+		b.Queue(completeSQL, r.Subject, r.Scope, r.Key, body)
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("store idempotent responses: %w", db.Translate(err))
+	}
+	return nil
 }
