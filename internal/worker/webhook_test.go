@@ -35,6 +35,7 @@ import (
 	"github.com/ctrader/ctrader/internal/evaluation"
 	"github.com/ctrader/ctrader/internal/event"
 	"github.com/ctrader/ctrader/internal/jobs"
+	"github.com/ctrader/ctrader/internal/queue"
 	"github.com/ctrader/ctrader/internal/rule"
 	"github.com/ctrader/ctrader/internal/webhook"
 	"github.com/ctrader/ctrader/internal/worker"
@@ -352,7 +353,7 @@ func TestWebhookDeliveryVerifiesWithTheStandardWebhooksLibrary(t *testing.T) {
 	require.Len(t, attempts, 1)
 	require.Equal(t, "ok", *attempts[0].ResponseBody)
 
-	require.Equal(t, jobs.QueueWebhooks, job.Queue)
+	require.Equal(t, queue.Webhooks, job.Queue)
 	require.Equal(t, webhook.MaxAttempts, job.MaxAttempts)
 }
 
@@ -487,7 +488,7 @@ func TestWebhookRetryIsScheduledByRiver(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, rivertype.JobStateCompleted, row.State)
 	require.Equal(t, 2, row.Attempt)
-	require.Equal(t, jobs.QueueWebhooks, row.Queue)
+	require.Equal(t, queue.Webhooks, row.Queue)
 	reqs := f.recv.requests()
 	require.Len(t, reqs, 2)
 	require.Equal(t, reqs[0].header.Get("webhook-id"), reqs[1].header.Get("webhook-id"))
@@ -799,7 +800,7 @@ func TestWebhookManualReplay(t *testing.T) {
 	require.Equal(t, first.ID, all[0].ID)
 	require.Equal(t, rivertype.JobStateCompleted, all[0].State)
 	require.Equal(t, rivertype.JobStateAvailable, all[1].State)
-	require.Equal(t, jobs.QueueWebhooks, all[1].Queue)
+	require.Equal(t, queue.Webhooks, all[1].Queue)
 	require.Equal(t, webhook.MaxAttempts, all[1].MaxAttempts)
 	var jobID int64
 	require.NoError(t, f.pool.QueryRow(f.ctx, `SELECT job_id FROM webhook_deliveries WHERE id = $1`, id).Scan(&jobID))
@@ -998,16 +999,16 @@ func TestWebhookJobsRunOnTheirOwnQueue(t *testing.T) {
 	t.Parallel()
 	f := newHook(t, hookOptions{})
 	id := f.match(t)
-	require.Equal(t, jobs.QueueWebhooks, jobs.WebhookDeliver{}.InsertOpts().Queue)
-	require.Contains(t, jobs.Queues(), jobs.QueueWebhooks)
+	require.Equal(t, queue.Webhooks, jobs.WebhookDeliver{}.InsertOpts().Queue)
+	require.Contains(t, queue.Names(), queue.Webhooks)
 	all := deliveryJobs(t, f, id)
 	require.Len(t, all, 1)
 	require.Equal(t, "webhooks", all[0].Queue)
-	onQueue, err := f.client.JobList(f.ctx, river.NewJobListParams().Queues(jobs.QueueWebhooks))
+	onQueue, err := f.client.JobList(f.ctx, river.NewJobListParams().Queues(queue.Webhooks))
 	require.NoError(t, err)
 	require.Len(t, onQueue.Jobs, 1, "no other job is on the webhooks queue")
 	rivertest.RequireInserted(f.ctx, t, riverpgxv5.New(f.pool), jobs.WebhookDeliver{DeliveryID: id},
-		&rivertest.RequireInsertedOpts{Queue: jobs.QueueWebhooks})
+		&rivertest.RequireInsertedOpts{Queue: queue.Webhooks})
 }
 
 // A webhook URL's query often carries a token: a failed attempt's error, as
