@@ -16,6 +16,7 @@ import (
 	"github.com/ctrader/ctrader/internal/dbtest"
 	"github.com/ctrader/ctrader/internal/jobs"
 	"github.com/ctrader/ctrader/internal/page"
+	"github.com/ctrader/ctrader/internal/queue"
 	"github.com/ctrader/ctrader/internal/worker"
 )
 
@@ -51,7 +52,7 @@ func TestCreateStoresAccountAndJobTogether(t *testing.T) {
 	require.Equal(t, map[string]any{"tier": "gold"}, a.Metadata)
 	require.Nil(t, a.ActivatedAt)
 
-	job := rivertest.RequireInserted(ctx, t, riverpgxv5.New(b.pool), jobs.AccountProvision{}, &rivertest.RequireInsertedOpts{Queue: jobs.QueueAccounts})
+	job := rivertest.RequireInserted(ctx, t, riverpgxv5.New(b.pool), jobs.AccountProvision{}, &rivertest.RequireInsertedOpts{Queue: queue.Accounts})
 	require.Equal(t, a.ID, job.Args.AccountID)
 
 	got, err := b.svc.Get(ctx, a.ID)

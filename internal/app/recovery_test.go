@@ -13,7 +13,7 @@ import (
 
 	"github.com/ctrader/ctrader/internal/account"
 	"github.com/ctrader/ctrader/internal/dbtest"
-	"github.com/ctrader/ctrader/internal/jobs"
+	"github.com/ctrader/ctrader/internal/queue"
 	"github.com/ctrader/ctrader/internal/worker"
 )
 
@@ -33,7 +33,7 @@ func TestWorkerRetriesTheJobsOfAKilledProcessSoon(t *testing.T) {
 	// The killed process fetched the provisioning job and beat for the last
 	// time a minute ago.
 	fetched, err := riverpgxv5.New(pool).GetExecutor().JobGetAvailable(ctx, &riverdriver.JobGetAvailableParams{
-		ClientID: "killed-process", MaxAttemptedBy: 100, MaxToLock: 1, Queue: jobs.QueueAccounts,
+		ClientID: "killed-process", MaxAttemptedBy: 100, MaxToLock: 1, Queue: queue.Accounts,
 	})
 	require.NoError(t, err)
 	require.Len(t, fetched.Jobs, 1)

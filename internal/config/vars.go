@@ -234,7 +234,7 @@ func Vars() []Var {
 			Usage: "longest a single job may run before its context is cancelled",
 			set:   durationSetter(func(c *Config) *time.Duration { return &c.JobTimeout })},
 		{Env: "JOB_RESCUE_AFTER", Flag: "job-rescue-after", Default: "1m", Group: Server,
-			Usage: "jobs left running by a process that died without a heartbeat row (an earlier version) are retried after this (must exceed JOB_TIMEOUT)",
+			Usage: "running jobs that heartbeats do not retry (last attempts, cancellations, processes with no heartbeat row) are retried by River's rescuer after this (must exceed JOB_TIMEOUT)",
 			set:   durationSetter(func(c *Config) *time.Duration { return &c.JobRescueAfter })},
 		{Env: "PROCESS_HEARTBEAT_INTERVAL", Flag: "process-heartbeat-interval", Default: "2s", Group: Server,
 			Usage: "how often a working process records that it is alive and retries the jobs of dead processes",

@@ -22,6 +22,7 @@ import (
 
 	"github.com/ctrader/ctrader/internal/httpapi"
 	"github.com/ctrader/ctrader/internal/jobs"
+	"github.com/ctrader/ctrader/internal/queue"
 )
 
 const unknownID = "0192a8e4-6f1e-7c3a-9d2b-3c4d5e6f7a8b"
@@ -110,7 +111,7 @@ func TestCreateEventJobArgsNameTheEvent(t *testing.T) {
 
 	won := decode[httpapi.Event](t, b.postJSON(t, "/v1/events", eventJSON(accountID, "won", `{"amount": 10}`)))
 	job := rivertest.RequireInserted(ctx, t, riverpgxv5.New(b.pool), jobs.EventsProcess{},
-		&rivertest.RequireInsertedOpts{Queue: jobs.QueueEvents, MaxAttempts: jobs.EventMaxAttempts})
+		&rivertest.RequireInsertedOpts{Queue: queue.Events, MaxAttempts: jobs.EventMaxAttempts})
 	require.Len(t, job.Args.EventIDs, 1)
 	require.Equal(t, won.ID, job.Args.EventIDs[0].String())
 

@@ -17,6 +17,7 @@ import (
 	"github.com/ctrader/ctrader/internal/evaluation"
 	"github.com/ctrader/ctrader/internal/httpapi"
 	"github.com/ctrader/ctrader/internal/jobs"
+	"github.com/ctrader/ctrader/internal/queue"
 )
 
 type ruleList struct {
@@ -463,7 +464,7 @@ func TestEvaluateRule(t *testing.T) {
 		require.Equal(t, "/v1/evaluations?run_id="+run.RunID, run.EvaluationsURL)
 
 		require.Equal(t, map[string]int{"account.provision": 1, "rules.evaluate_accounts": 1}, jobKinds(t, b.pool))
-		job := rivertest.RequireInserted(ctx, t, riverpgxv5.New(b.pool), jobs.EvaluateAccounts{}, &rivertest.RequireInsertedOpts{Queue: jobs.QueueRules})
+		job := rivertest.RequireInserted(ctx, t, riverpgxv5.New(b.pool), jobs.EvaluateAccounts{}, &rivertest.RequireInsertedOpts{Queue: queue.Rules})
 		require.Equal(t, jobs.EvaluateAccounts{Trigger: "manual", RunID: run.RunID, RuleIDs: []uuid.UUID{uuid.MustParse(rule.ID)},
 			AccountID: uuid.MustParse(accountID)}, job.Args)
 	})
@@ -494,7 +495,7 @@ func TestEvaluateRule(t *testing.T) {
 				require.Equal(t, 1, run.RuleVersion)
 
 				require.Equal(t, map[string]int{"rules.fan_out": 1}, jobKinds(t, b.pool))
-				job := rivertest.RequireInserted(ctx, t, riverpgxv5.New(b.pool), jobs.RulesFanOut{}, &rivertest.RequireInsertedOpts{Queue: jobs.QueueRules})
+				job := rivertest.RequireInserted(ctx, t, riverpgxv5.New(b.pool), jobs.RulesFanOut{}, &rivertest.RequireInsertedOpts{Queue: queue.Rules})
 				require.Equal(t, jobs.RulesFanOut{Trigger: "manual", RunID: run.RunID, RuleIDs: []uuid.UUID{uuid.MustParse(rule.ID)}}, job.Args)
 			})
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/google/uuid"
 
+	"github.com/ctrader/ctrader/internal/rule"
 	"github.com/ctrader/ctrader/internal/webhook"
 )
 
@@ -187,7 +188,7 @@ var opDeleteWebhookEndpoint = huma.Operation{
 }
 
 func (h *handlers) deleteWebhookEndpoint(ctx context.Context, in *EndpointPath) (*struct{}, error) {
-	if err := h.Webhooks.Delete(ctx, in.id()); err != nil {
+	if err := h.Webhooks.Delete(ctx, in.id(), rule.NamesSendingTo); err != nil {
 		return nil, fail(ctx, h.Logger, err)
 	}
 	return nil, nil

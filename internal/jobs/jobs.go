@@ -1,5 +1,5 @@
-// Package jobs declares ctrader's River job arguments and queues. It holds
-// plain data only, so domain packages can enqueue jobs without depending on
+// Package jobs declares ctrader's River job arguments and the queues (named in
+// package queue) they route to. It holds plain data only, so domain packages can enqueue jobs without depending on
 // the workers that run them (package worker).
 package jobs
 
@@ -14,18 +14,6 @@ import (
 
 	"github.com/ctrader/ctrader/internal/queue"
 )
-
-// Queues, as package queue names them; the jobs below route to them.
-const (
-	QueueAccounts    = queue.Accounts
-	QueueEvents      = queue.Events
-	QueueRules       = queue.Rules
-	QueueMaintenance = queue.Maintenance
-	QueueWebhooks    = queue.Webhooks
-)
-
-// Queues lists every queue a worker process serves.
-func Queues() []string { return queue.Names() }
 
 // EventMaxAttempts bounds retries of an event's jobs: about four hours of
 // River's backoff, after which the event is marked failed.
@@ -42,7 +30,7 @@ func (AccountProvision) Kind() string { return "account.provision" }
 
 // InsertOpts routes the job to the accounts queue.
 func (AccountProvision) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueAccounts}
+	return river.InsertOpts{Queue: queue.Accounts}
 }
 
 // EventsPerJob is the most events one EventsProcess job carries. A batch of
@@ -61,7 +49,7 @@ func (EventsProcess) Kind() string { return "events.process" }
 
 // InsertOpts routes the job to the events queue.
 func (EventsProcess) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueEvents, MaxAttempts: EventMaxAttempts}
+	return river.InsertOpts{Queue: queue.Events, MaxAttempts: EventMaxAttempts}
 }
 
 // RulesSchedule starts the scheduled evaluation of one window: it fans out
@@ -76,7 +64,7 @@ func (RulesSchedule) Kind() string { return "rules.schedule" }
 
 // InsertOpts makes the job unique per window for as long as River keeps it.
 func (RulesSchedule) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueRules, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+	return river.InsertOpts{Queue: queue.Rules, UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
 
 // RulesScheduleTick schedules every window of scheduled evaluation that is
@@ -96,7 +84,7 @@ func (RulesScheduleTick) Kind() string { return "rules.schedule_tick" }
 
 // InsertOpts routes the job to the rules queue.
 func (RulesScheduleTick) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueRules}
+	return river.InsertOpts{Queue: queue.Rules}
 }
 
 // RulesFanOut evaluates rules against every provisioned account by inserting
@@ -112,7 +100,7 @@ func (RulesFanOut) Kind() string { return "rules.fan_out" }
 
 // InsertOpts routes the job to the rules queue.
 func (RulesFanOut) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueRules}
+	return river.InsertOpts{Queue: queue.Rules}
 }
 
 // EvaluateAccounts evaluates rules against one page of accounts, or one
@@ -132,7 +120,7 @@ func (EvaluateAccounts) Kind() string { return "rules.evaluate_accounts" }
 
 // InsertOpts routes the job to the rules queue.
 func (EvaluateAccounts) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueRules, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+	return river.InsertOpts{Queue: queue.Rules, UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
 
 // IdempotencyCleanup deletes expired idempotency keys.
@@ -143,7 +131,7 @@ func (IdempotencyCleanup) Kind() string { return "maintenance.idempotency_cleanu
 
 // InsertOpts routes the job to the maintenance queue.
 func (IdempotencyCleanup) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueMaintenance}
+	return river.InsertOpts{Queue: queue.Maintenance}
 }
 
 // Inserter inserts jobs inside a caller's transaction, so that rows and the
@@ -166,7 +154,7 @@ func (WebhookDeliver) Kind() string { return "webhook.deliver" }
 // InsertOpts routes the job to the webhooks queue, so a slow consumer cannot
 // hold back event processing.
 func (WebhookDeliver) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueWebhooks}
+	return river.InsertOpts{Queue: queue.Webhooks}
 }
 
 // Vacuum vacuums ctrader's busiest tables when the server's autovacuum is
@@ -180,7 +168,7 @@ func (Vacuum) Kind() string { return "maintenance.vacuum" }
 // being queued while another waits or runs: a throttled vacuum of a large
 // table can outlast the interval.
 func (Vacuum) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueMaintenance, UniqueOpts: river.UniqueOpts{ByState: []rivertype.JobState{
+	return river.InsertOpts{Queue: queue.Maintenance, UniqueOpts: river.UniqueOpts{ByState: []rivertype.JobState{
 		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
 		rivertype.JobStateRunning, rivertype.JobStateScheduled,
 	}}}

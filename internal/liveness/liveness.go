@@ -6,8 +6,9 @@
 // client id. A process whose heartbeat is older than a threshold is dead: the
 // jobs in state running whose latest attempt is its (the last entry of
 // river_job.attempted_by) go back to available, and another process works
-// them within seconds. Jobs of a client with no row (a process of an earlier
-// version, or one that only inserts) are left to River's rescuer.
+// them within seconds. Jobs of a client with no row (one that died over an
+// hour before the next process started: that process forgets the row before
+// it may judge it) are left to River's rescuer.
 package liveness
 
 import (

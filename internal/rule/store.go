@@ -2,6 +2,7 @@ package rule
 
 import (
 	"context"
+	"fmt"
 	"slices"
 
 	"github.com/google/uuid"
@@ -71,6 +72,24 @@ func Get(ctx context.Context, q db.Querier, id uuid.UUID) (*Rule, error) {
 		return nil, wrap("get rule", err)
 	}
 	return r, nil
+}
+
+// NamesSendingTo names, in order, the rules not deleted that have a webhook
+// action sending to endpointID, read through q. A webhook endpoint is deleted
+// only when it returns none.
+func NamesSendingTo(ctx context.Context, q db.Querier, endpointID uuid.UUID) ([]string, error) {
+	rows, err := q.Query(ctx, `
+		SELECT name FROM rules
+		WHERE deleted_at IS NULL AND actions @> jsonb_build_array(jsonb_build_object('endpoint_id', $1::text))
+		ORDER BY name`, endpointID.String())
+	if err != nil {
+		return nil, fmt.Errorf("read rules sending to a webhook endpoint: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read rules sending to a webhook endpoint: %w", err)
+	}
+	return names, nil
 }
 
 // getForUpdate locks a rule against other changes. FOR NO KEY UPDATE lets

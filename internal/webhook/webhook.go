@@ -208,9 +208,16 @@ func (s *Service) Update(ctx context.Context, id uuid.UUID, p Patch) (*Endpoint,
 // InUseError names the rules that still send to an endpoint.
 type InUseError struct{ Rules []string }
 
+// Senders names the rules that send to an endpoint, through q, the
+// transaction that deletes it. rule.NamesSendingTo is one.
+type Senders func(ctx context.Context, q db.Querier, endpointID uuid.UUID) ([]string, error)
+
 // Delete removes an endpoint from use; its deliveries stay readable. An
-// endpoint that rules still send to cannot be deleted: the problem names them.
-func (s *Service) Delete(ctx context.Context, id uuid.UUID) error {
+// endpoint that rules still send to, as senders names them, cannot be
+// deleted: the problem names them. senders runs after the endpoint's row is
+// locked, so a rule written meanwhile either committed first and is named, or
+// waits for the deletion and then finds the endpoint gone (see Referable).
+func (s *Service) Delete(ctx context.Context, id uuid.UUID, senders Senders) error {
 	err := db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		ep, err := getEndpoint(ctx, tx, id, true)
 		if err != nil {
@@ -219,14 +226,7 @@ func (s *Service) Delete(ctx context.Context, id uuid.UUID) error {
 		if ep.DeletedAt != nil {
 			return nil
 		}
-		rows, err := tx.Query(ctx, `
-			SELECT name FROM rules
-			WHERE deleted_at IS NULL AND actions @> jsonb_build_array(jsonb_build_object('endpoint_id', $1::text))
-			ORDER BY name`, id.String())
-		if err != nil {
-			return err
-		}
-		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		names, err := senders(ctx, tx, id)
 		if err != nil {
 			return err
 		}

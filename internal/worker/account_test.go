@@ -2,7 +2,6 @@ package worker_test
 
 import (
 	"context"
-	"encoding/json"
 	"testing"
 	"time"
 
@@ -60,33 +59,10 @@ func setup(t *testing.T) *testBundle {
 	}
 }
 
-// runningJob fetches the account's provisioning job and moves it to running,
-// as River's producer does before calling Work.
-func runningJob(t *testing.T, b *testBundle, accountID uuid.UUID) *river.Job[jobs.AccountProvision] {
+// provisionJob is the account's provisioning job.
+func provisionJob(t *testing.T, b *testBundle, accountID uuid.UUID) *rivertype.JobRow {
 	t.Helper()
-	return running[jobs.AccountProvision](t, b, `args->>'account_id' = $2`, accountID.String())
-}
-
-// running moves the one job of T's kind that filter (an SQL condition on
-// river_job whose parameters start at $2) selects to running, counting an
-// attempt as River's producer does before calling Work, and returns it.
-func running[T river.JobArgs](t *testing.T, b *testBundle, filter string, args ...any) *river.Job[T] {
-	t.Helper()
-	ctx := context.Background()
-	var zero T
-	rows, err := b.pool.Query(ctx, `
-		UPDATE river_job SET state = 'running', attempt = attempt + 1, attempted_at = now(), finalized_at = NULL
-		WHERE kind = $1 AND (`+filter+`)
-		RETURNING id`, append([]any{zero.Kind()}, args...)...)
-	require.NoError(t, err)
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	require.NoError(t, err)
-	require.Len(t, ids, 1, "%s jobs where %s", zero.Kind(), filter)
-	row, err := b.client.JobGet(ctx, ids[0])
-	require.NoError(t, err)
-	var decoded T
-	require.NoError(t, json.Unmarshal(row.EncodedArgs, &decoded))
-	return &river.Job[T]{JobRow: row, Args: decoded}
+	return onlyJob(t, b, func(args jobs.AccountProvision) bool { return args.AccountID == accountID }).JobRow
 }
 
 func workerFor(b *testBundle) river.Worker[jobs.AccountProvision] {
@@ -102,28 +78,21 @@ func TestAccountWorkerEffectAndCompletionAreOneTransaction(t *testing.T) {
 	w := workerFor(b)
 
 	// Completing the job fails: the activation must roll back with it.
-	_, err = b.pool.Exec(ctx, `
-		CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
-		BEGIN RAISE EXCEPTION 'refused by test'; END $$;
-		CREATE TRIGGER refuse BEFORE UPDATE ON river_job FOR EACH ROW
-		WHEN (NEW.state = 'completed') EXECUTE FUNCTION refuse();`)
-	require.NoError(t, err)
-	job := runningJob(t, b, a.ID)
-	require.Error(t, w.Work(ctx, job))
+	drop := refuseCompletion(t, b)
+	res, err := work(ctx, t, b, w, provisionJob(t, b, a.ID))
+	require.Error(t, err)
 	got, err := b.svc.Get(ctx, a.ID)
 	require.NoError(t, err)
 	require.Equal(t, account.StatusPending, got.Status, "no effect without completion")
 
 	// Once completion can succeed, both happen.
-	_, err = b.pool.Exec(ctx, `DROP TRIGGER refuse ON river_job`)
+	drop()
+	_, err = work(ctx, t, b, w, provisionJob(t, b, a.ID))
 	require.NoError(t, err)
-	require.NoError(t, w.Work(ctx, job))
 	got, err = b.svc.Get(ctx, a.ID)
 	require.NoError(t, err)
 	require.Equal(t, account.StatusActive, got.Status)
-	row, err := b.client.JobGet(ctx, job.ID)
-	require.NoError(t, err)
-	require.Equal(t, rivertype.JobStateCompleted, row.State)
+	requireJobState(t, b, res.Job.ID, rivertype.JobStateCompleted)
 }
 
 func TestAccountWorkerRunTwiceActsOnce(t *testing.T) {
@@ -134,13 +103,16 @@ func TestAccountWorkerRunTwiceActsOnce(t *testing.T) {
 	require.NoError(t, err)
 	w := workerFor(b)
 
-	require.NoError(t, w.Work(ctx, runningJob(t, b, a.ID)))
+	job := provisionJob(t, b, a.ID)
+	_, err = work(ctx, t, b, w, job)
+	require.NoError(t, err)
 	first, err := b.svc.Get(ctx, a.ID)
 	require.NoError(t, err)
 	require.NotNil(t, first.ActivatedAt)
 
 	// A second delivery of the same job (a rescue of a slow run, say).
-	require.NoError(t, w.Work(ctx, runningJob(t, b, a.ID)))
+	_, err = workAgain(ctx, t, b, w, jobByID[jobs.AccountProvision](t, b, job.ID))
+	require.NoError(t, err)
 	second, err := b.svc.Get(ctx, a.ID)
 	require.NoError(t, err)
 	require.Equal(t, account.StatusActive, second.Status)
@@ -157,9 +129,10 @@ func TestAccountWorkerCancelsForMissingAccount(t *testing.T) {
 	_, err = b.pool.Exec(ctx, `DELETE FROM accounts WHERE id = $1`, a.ID)
 	require.NoError(t, err)
 
-	err = workerFor(b).Work(ctx, runningJob(t, b, a.ID))
-	var cancel *rivertype.JobCancelError
-	require.ErrorAs(t, err, &cancel)
+	res, err := work(ctx, t, b, workerFor(b), provisionJob(t, b, a.ID))
+	require.NoError(t, err, "a cancelled job is no failure")
+	require.Equal(t, river.EventKindJobCancelled, res.EventKind)
+	require.Equal(t, rivertype.JobStateCancelled, res.Job.State)
 }
 
 func TestClientWorksAccountsEndToEnd(t *testing.T) {

@@ -39,29 +39,29 @@ func TestEventsWorkerSharesTransactions(t *testing.T) {
 	require.NoError(t, err)
 
 	events := make([]*event.Event, 12)
-	running := make([]*river.Job[jobs.EventsProcess], len(events))
+	queued := make([]*river.Job[jobs.EventsProcess], len(events))
 	for i := range events {
 		events[i] = ingest(t, b, a.ID, "ping", map[string]any{"n": i})
-		running[i] = eventJob(t, b, events[i].ID)
+		queued[i] = eventJob(t, b, events[i].ID)
 	}
 	w := worker.NewBatchingEventsWorker(b.pool, b.engine, 1)
 
 	var wg sync.WaitGroup
-	errs := make([]error, len(running))
-	wg.Go(func() { errs[0] = w.Work(ctx, running[0]) })
+	errs := make([]error, len(queued))
+	wg.Go(func() { _, errs[0] = work(ctx, t, b, w, queued[0].JobRow) })
 	require.Eventually(t, func() bool {
 		var n int
 		require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'`).Scan(&n))
 		return n > 0
 	}, 10*time.Second, 5*time.Millisecond, "the first batch is in its transaction")
-	for i := 1; i < len(running); i++ {
-		wg.Go(func() { errs[i] = w.Work(ctx, running[i]) })
+	for i := 1; i < len(queued); i++ {
+		wg.Go(func() { _, errs[i] = work(ctx, t, b, w, queued[i].JobRow) })
 	}
 	wg.Wait()
 
 	for i, err := range errs {
 		require.NoError(t, err)
-		requireJobState(t, b, running[i].ID, rivertype.JobStateCompleted)
+		requireJobState(t, b, queued[i].ID, rivertype.JobStateCompleted)
 		require.Equal(t, event.StatusProcessed, getEvent(t, b, events[i].ID).Status)
 		require.Len(t, evaluationsOf(t, b, events[i].ID), 1)
 	}
@@ -96,7 +96,7 @@ func TestEventsWorkerBatchFailsWholeAndRetriesAlone(t *testing.T) {
 
 	batch := make([]*river.Job[jobs.EventsProcess], len(all))
 	for i, ev := range all {
-		batch[i] = eventJob(t, b, ev.ID)
+		batch[i] = runningEventJob(t, b, ev.ID)
 	}
 	require.ErrorContains(t, w.RunBatch(ctx, batch), "poison refused by test")
 	for _, ev := range all {
@@ -106,15 +106,14 @@ func TestEventsWorkerBatchFailsWholeAndRetriesAlone(t *testing.T) {
 
 	// Second attempts.
 	for _, ev := range all {
-		job := eventJob(t, b, ev.ID)
-		require.Equal(t, 2, job.Attempt)
-		err := w.Work(ctx, job)
+		res, err := workEvent(t, b, w, ev.ID)
+		require.Equal(t, 2, res.Job.Attempt)
 		if ev.ID == poison.ID {
 			require.ErrorContains(t, err, "poison refused by test")
 			continue
 		}
 		require.NoError(t, err)
-		requireJobState(t, b, job.ID, rivertype.JobStateCompleted)
+		requireJobState(t, b, res.Job.ID, rivertype.JobStateCompleted)
 		require.Equal(t, event.StatusProcessed, getEvent(t, b, ev.ID).Status)
 	}
 	require.Equal(t, event.StatusPending, getEvent(t, b, poison.ID).Status)
@@ -130,7 +129,7 @@ func TestEventsWorkerBatchWithoutEventsIsCancelled(t *testing.T) {
 		missing := uuid.New()
 		_, err := b.client.Insert(ctx, jobs.EventsProcess{EventIDs: []uuid.UUID{missing}}, nil)
 		require.NoError(t, err)
-		batch = append(batch, eventJob(t, b, missing))
+		batch = append(batch, runningEventJob(t, b, missing))
 	}
 	var cancel *rivertype.JobCancelError
 	require.ErrorAs(t, worker.NewBatchingEventsWorker(b.pool, b.engine, 1).RunBatch(ctx, batch), &cancel)
@@ -156,8 +155,8 @@ func TestEventsWorkerRunsFullJobsAlone(t *testing.T) {
 	w := worker.NewBatchingEventsWorker(b.pool, b.engine, 1)
 	var wg sync.WaitGroup
 	var fullErr, oneErr error
-	wg.Go(func() { fullErr = w.Work(ctx, full) })
-	wg.Go(func() { oneErr = w.Work(ctx, one) })
+	wg.Go(func() { _, fullErr = work(ctx, t, b, w, full.JobRow) })
+	wg.Go(func() { _, oneErr = work(ctx, t, b, w, one.JobRow) })
 	wg.Wait()
 	require.NoError(t, fullErr)
 	require.NoError(t, oneErr)
@@ -187,14 +186,20 @@ func TestEventsWorkerSlowBatchDoesNotHoldOtherAccounts(t *testing.T) {
 
 	w := worker.NewBatchingEventsWorker(b.pool, b.engine, 1)
 	heldDone := make(chan error, 1)
-	go func() { heldDone <- w.Work(ctx, heldJob) }()
+	go func() {
+		_, err := work(ctx, t, b, w, heldJob.JobRow)
+		heldDone <- err
+	}()
 	require.Eventually(t, func() bool {
 		return countRows(t, b, `SELECT count(*) FROM pg_stat_activity
 			WHERE datname = current_database() AND wait_event_type = 'Lock'`) > 0
 	}, 10*time.Second, 5*time.Millisecond, "the first batch waits for its account")
 
 	otherDone := make(chan error, 1)
-	go func() { otherDone <- w.Work(ctx, otherJob) }()
+	go func() {
+		_, err := work(ctx, t, b, w, otherJob.JobRow)
+		otherDone <- err
+	}()
 	select {
 	case err := <-otherDone:
 		require.NoError(t, err)
@@ -208,4 +213,16 @@ func TestEventsWorkerSlowBatchDoesNotHoldOtherAccounts(t *testing.T) {
 	require.NoError(t, lock.Rollback(ctx))
 	require.NoError(t, <-heldDone)
 	require.Equal(t, event.StatusProcessed, getEvent(t, b, held.ID).Status)
+}
+
+// runningEventJob moves the job that processes an event to running, counting
+// an attempt, as River's producer does before it hands the job to a worker.
+// RunBatch is no River worker, so River's test worker cannot do this for it.
+func runningEventJob(t *testing.T, b *testBundle, eventID uuid.UUID) *river.Job[jobs.EventsProcess] {
+	t.Helper()
+	id := eventJob(t, b, eventID).ID
+	_, err := b.pool.Exec(context.Background(), `
+		UPDATE river_job SET state = 'running', attempt = attempt + 1, attempted_at = now() WHERE id = $1`, id)
+	require.NoError(t, err)
+	return jobByID[jobs.EventsProcess](t, b, id)
 }

@@ -33,9 +33,11 @@ func TestWonTotalsAndFollowUpsKeepNumbersExactly(t *testing.T) {
 	w := worker.NewEventsWorker(b.pool, b.engine)
 
 	first := ingest(t, b, a.ID, event.TypeWon, map[string]any{"amount": json.Number("9007199254740993")})
-	require.NoError(t, w.Work(ctx, eventJob(t, b, first.ID)))
+	_, err = workEvent(t, b, w, first.ID)
+	require.NoError(t, err)
 	second := ingest(t, b, a.ID, event.TypeWon, map[string]any{"amount": json.Number("12345678901234567.89")})
-	require.NoError(t, w.Work(ctx, eventJob(t, b, second.ID)))
+	_, err = workEvent(t, b, w, second.ID)
+	require.NoError(t, err)
 
 	var total string
 	require.NoError(t, b.pool.QueryRow(ctx, `SELECT won_total::text FROM accounts WHERE id = $1`, a.ID).Scan(&total))

@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -49,17 +50,27 @@ func ingest(t *testing.T, b *testBundle, accountID uuid.UUID, eventType string, 
 	return evs[0]
 }
 
-// eventJob moves the job that processes an event to running.
+// eventJob is the job that processes an event.
 func eventJob(t *testing.T, b *testBundle, eventID uuid.UUID) *river.Job[jobs.EventsProcess] {
 	t.Helper()
-	return running[jobs.EventsProcess](t, b, `args->'event_ids' ? $2`, eventID.String())
+	return onlyJob(t, b, carries(eventID))
+}
+
+// carries selects the jobs that process an event.
+func carries(eventID uuid.UUID) func(jobs.EventsProcess) bool {
+	return func(args jobs.EventsProcess) bool { return slices.Contains(args.EventIDs, eventID) }
 }
 
 // jobsFor counts the jobs that process an event.
 func jobsFor(t *testing.T, b *testBundle, eventID uuid.UUID) int {
 	t.Helper()
-	return countRows(t, b, `SELECT count(*) FROM river_job WHERE kind = $1 AND args->'event_ids' ? $2`,
-		jobs.EventsProcess{}.Kind(), eventID.String())
+	return len(jobsOf(t, b, carries(eventID)))
+}
+
+// workEvent works the job that processes an event with w.
+func workEvent(t *testing.T, b *testBundle, w river.Worker[jobs.EventsProcess], eventID uuid.UUID) (*rivertest.WorkResult, error) {
+	t.Helper()
+	return work(context.Background(), t, b, w, eventJob(t, b, eventID).JobRow)
 }
 
 func countRows(t *testing.T, b *testBundle, query string, args ...any) int {
@@ -117,7 +128,8 @@ func bigWin() rule.Input {
 }
 
 // refuseCompletion makes every attempt to complete a job fail until the
-// returned function drops the trigger.
+// returned function drops the trigger. River has no way to make completion
+// fail, so the trigger goes on its table.
 func refuseCompletion(t *testing.T, b *testBundle) (drop func()) {
 	t.Helper()
 	ctx := context.Background()
@@ -144,10 +156,12 @@ func TestEventsWorkerRunTwiceActsOnce(t *testing.T) {
 
 	job := eventJob(t, b, ev.ID)
 	require.Equal(t, []uuid.UUID{ev.ID}, job.Args.EventIDs)
-	require.NoError(t, w.Work(ctx, job))
+	_, err := work(ctx, t, b, w, job.JobRow)
+	require.NoError(t, err)
 	first := getEvent(t, b, ev.ID)
 	// A second delivery of the same job (a rescue of a slow run, say).
-	require.NoError(t, w.Work(ctx, eventJob(t, b, ev.ID)))
+	_, err = workAgain(ctx, t, b, w, job)
+	require.NoError(t, err)
 
 	got := getAccount(t, b, a.ID)
 	require.Equal(t, int64(1), got.WonCount, "the amount is added once")
@@ -203,14 +217,14 @@ func TestEventsWorkerRunTwiceActsOnce(t *testing.T) {
 func TestEventsWorkerEffectAndCompletionAreOneTransaction(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	ctx := rivertest.WorkContext(context.Background(), b.client)
 	a := activeAccount(t, b, "John Doe")
 	createRule(t, b, bigWin())
 	ev := ingest(t, b, a.ID, event.TypeWon, map[string]any{"amount": 1500.0})
 	evaluate := worker.NewEventsWorker(b.pool, b.engine)
 
 	drop := refuseCompletion(t, b)
-	require.Error(t, evaluate.Work(ctx, eventJob(t, b, ev.ID)))
+	_, err := workEvent(t, b, evaluate, ev.ID)
+	require.Error(t, err)
 	require.Empty(t, evaluationsOf(t, b, ev.ID), "no evaluation without completion")
 	require.Zero(t, getAccount(t, b, a.ID).WonCount, "no amount added")
 	require.Zero(t, countRows(t, b, `SELECT count(*) FROM events WHERE causation_id IS NOT NULL`), "no follow-up event")
@@ -221,13 +235,13 @@ func TestEventsWorkerEffectAndCompletionAreOneTransaction(t *testing.T) {
 	require.Nil(t, got.FailureReason, "an early attempt does not fail the event")
 
 	drop()
-	job := eventJob(t, b, ev.ID)
-	require.NoError(t, evaluate.Work(ctx, job))
+	res, err := workEvent(t, b, evaluate, ev.ID)
+	require.NoError(t, err)
 	require.Len(t, evaluationsOf(t, b, ev.ID), 1)
 	require.Equal(t, 1, countRows(t, b, `SELECT count(*) FROM events WHERE causation_id = $1`, ev.ID))
 	require.Equal(t, "vip", getAccount(t, b, a.ID).Status)
 	require.Equal(t, event.StatusProcessed, getEvent(t, b, ev.ID).Status)
-	requireJobState(t, b, job.ID, rivertype.JobStateCompleted)
+	requireJobState(t, b, res.Job.ID, rivertype.JobStateCompleted)
 }
 
 func TestEvaluationUsesRuleVersionCurrentWhenEvaluated(t *testing.T) {
@@ -244,7 +258,8 @@ func TestEvaluationUsesRuleVersionCurrentWhenEvaluated(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 2, updated.Version)
 
-	require.NoError(t, worker.NewEventsWorker(b.pool, b.engine).Work(ctx, eventJob(t, b, ev.ID)))
+	_, err = workEvent(t, b, worker.NewEventsWorker(b.pool, b.engine), ev.ID)
+	require.NoError(t, err)
 
 	evals := evaluationsOf(t, b, ev.ID)
 	require.Len(t, evals, 1)
@@ -259,7 +274,6 @@ func TestEvaluationUsesRuleVersionCurrentWhenEvaluated(t *testing.T) {
 func TestEvaluationErrorsAreRecordedNotRetried(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	ctx := rivertest.WorkContext(context.Background(), b.client)
 	a := activeAccount(t, b, "John Doe")
 	evaluate := worker.NewEventsWorker(b.pool, b.engine)
 	setVIP := []rule.Action{{Type: rule.ActionSetAccountStatus, Status: "vip"}}
@@ -280,9 +294,9 @@ func TestEvaluationErrorsAreRecordedNotRetried(t *testing.T) {
 
 	run := func(ev *event.Event) *evaluation.Evaluation {
 		t.Helper()
-		job := eventJob(t, b, ev.ID)
-		require.NoError(t, evaluate.Work(ctx, job), "an evaluation error is the outcome, not a failure")
-		requireJobState(t, b, job.ID, rivertype.JobStateCompleted)
+		res, err := workEvent(t, b, evaluate, ev.ID)
+		require.NoError(t, err, "an evaluation error is the outcome, not a failure")
+		requireJobState(t, b, res.Job.ID, rivertype.JobStateCompleted)
 		got := getEvent(t, b, ev.ID)
 		require.Equal(t, event.StatusProcessed, got.Status)
 		require.Nil(t, got.FailureReason)
@@ -313,6 +327,15 @@ func TestEvaluationErrorsAreRecordedNotRetried(t *testing.T) {
 	require.Contains(t, *stalled.Error, "lists.range")
 }
 
+// lastAttempt works the job that processes an event with w as its last
+// attempt.
+func lastAttempt(t *testing.T, b *testBundle, w river.Worker[jobs.EventsProcess], eventID uuid.UUID) (*rivertest.WorkResult, error) {
+	t.Helper()
+	row := eventJob(t, b, eventID).JobRow
+	row.Attempt = row.MaxAttempts - 1 // the test worker counts this attempt from the row given
+	return work(context.Background(), t, b, w, row)
+}
+
 // storeCondition gives r a condition the way a rule stored before the
 // write-time checks has it, past those checks.
 func storeCondition(t *testing.T, b *testBundle, r *rule.Rule, condition string) {
@@ -325,10 +348,8 @@ func storeCondition(t *testing.T, b *testBundle, r *rule.Rule, condition string)
 func waitIdle(t *testing.T, b *testBundle, also func() bool) {
 	t.Helper()
 	require.Eventually(t, func() bool {
-		var busy int
-		err := b.pool.QueryRow(context.Background(), `
-			SELECT count(*) FROM river_job WHERE state IN ('available', 'running', 'retryable', 'scheduled', 'pending')`).Scan(&busy)
-		return err == nil && busy == 0 && (also == nil || also())
+		res, err := b.client.JobList(context.Background(), river.NewJobListParams().States(busyStates...).First(1))
+		return err == nil && len(res.Jobs) == 0 && (also == nil || also())
 	}, 30*time.Second, 50*time.Millisecond, "the queue did not settle")
 }
 
@@ -353,7 +374,7 @@ func TestLoopGuardEndToEnd(t *testing.T) {
 		err := b.pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE type = 'ping' AND status = 'processed'`).Scan(&n)
 		return err == nil && n == engine.DefaultMaxDepth+1
 	})
-	require.Zero(t, countRows(t, b, `SELECT count(*) FROM river_job WHERE state NOT IN ('completed')`), "no job failed")
+	require.Zero(t, unfinished(t, b), "no job failed")
 
 	rows, err := b.pool.Query(ctx, `SELECT id, causation_id, depth, payload, status FROM events WHERE type = 'ping' ORDER BY depth`)
 	require.NoError(t, err)
@@ -409,8 +430,11 @@ func TestAccountWorkerRecordsAccountCreatedOnce(t *testing.T) {
 	require.NoError(t, err)
 	w := workerFor(b)
 
-	require.NoError(t, w.Work(ctx, runningJob(t, b, a.ID)))
-	require.NoError(t, w.Work(ctx, runningJob(t, b, a.ID)))
+	job := jobByID[jobs.AccountProvision](t, b, provisionJob(t, b, a.ID).ID)
+	_, err = work(ctx, t, b, w, job.JobRow)
+	require.NoError(t, err)
+	_, err = workAgain(ctx, t, b, w, job)
+	require.NoError(t, err)
 
 	require.Equal(t, 1, countRows(t, b, `SELECT count(*) FROM events`))
 	var (
@@ -444,21 +468,18 @@ func TestEventIsMarkedFailedOnItsLastAttempt(t *testing.T) {
 	require.NoError(t, err)
 
 	// An attempt that River will retry leaves the event pending.
-	job := eventJob(t, b, ev.ID)
-	require.Less(t, job.Attempt, job.MaxAttempts)
-	require.Equal(t, jobs.EventMaxAttempts, job.MaxAttempts)
-	require.ErrorContains(t, evaluate.Work(ctx, job), "evaluations refused by test")
+	res, err := workEvent(t, b, evaluate, ev.ID)
+	require.Less(t, res.Job.Attempt, res.Job.MaxAttempts)
+	require.Equal(t, jobs.EventMaxAttempts, res.Job.MaxAttempts)
+	require.ErrorContains(t, err, "evaluations refused by test")
 	got := getEvent(t, b, ev.ID)
 	require.Equal(t, event.StatusPending, got.Status)
 	require.Nil(t, got.FailureReason)
 	require.Nil(t, got.ProcessedAt)
 
 	// The last attempt fails the event with the reason.
-	_, err = b.pool.Exec(ctx, `UPDATE river_job SET attempt = max_attempts - 1 WHERE id = $1`, job.ID)
-	require.NoError(t, err)
-	job = eventJob(t, b, ev.ID)
-	require.Equal(t, job.MaxAttempts, job.Attempt)
-	err = evaluate.Work(ctx, job)
+	res, err = lastAttempt(t, b, evaluate, ev.ID)
+	require.Equal(t, res.Job.MaxAttempts, res.Job.Attempt)
 	require.ErrorContains(t, err, "evaluations refused by test")
 	var cancel *rivertype.JobCancelError
 	require.NotErrorAs(t, err, &cancel)
@@ -489,9 +510,7 @@ func TestEventIsMarkedFailedWithALongReason(t *testing.T) {
 			CREATE OR REPLACE TRIGGER refuse BEFORE INSERT ON evaluations FOR EACH ROW EXECUTE FUNCTION refuse();`)
 		require.NoError(t, err)
 		ev := ingest(t, b, a.ID, "ping", map[string]any{})
-		_, err = b.pool.Exec(ctx, `UPDATE river_job SET attempt = max_attempts - 1 WHERE args->'event_ids' ? $1`, ev.ID.String())
-		require.NoError(t, err)
-		err = evaluate.Work(ctx, eventJob(t, b, ev.ID))
+		_, err = lastAttempt(t, b, evaluate, ev.ID)
 		require.ErrorContains(t, err, "ééé")
 		msg := err.Error()
 		require.False(t, strings.Contains(msg, "mark events failed"), "not marked failed: %s", msg[max(0, len(msg)-200):])
@@ -507,7 +526,6 @@ func TestEventIsMarkedFailedWithALongReason(t *testing.T) {
 func TestFollowUpEventsThatCannotBeStoredAreActionErrors(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	ctx := rivertest.WorkContext(context.Background(), b.client)
 	a := activeAccount(t, b, "John Doe")
 	createRule(t, b, rule.Input{Name: "grow", EventTypes: []string{"grow"}, Condition: `true`,
 		Actions: []rule.Action{
@@ -519,9 +537,9 @@ func TestFollowUpEventsThatCannotBeStoredAreActionErrors(t *testing.T) {
 		}})
 	ev := ingest(t, b, a.ID, "grow", map[string]any{"s": strings.Repeat("a", 20_000)})
 
-	job := eventJob(t, b, ev.ID)
-	require.NoError(t, worker.NewEventsWorker(b.pool, b.engine).Work(ctx, job))
-	requireJobState(t, b, job.ID, rivertype.JobStateCompleted)
+	res, err := workEvent(t, b, worker.NewEventsWorker(b.pool, b.engine), ev.ID)
+	require.NoError(t, err)
+	requireJobState(t, b, res.Job.ID, rivertype.JobStateCompleted)
 	require.Equal(t, event.StatusProcessed, getEvent(t, b, ev.ID).Status)
 	require.Equal(t, 1, countRows(t, b, `SELECT count(*) FROM events`), "no follow-up event")
 
@@ -564,7 +582,8 @@ func TestEventsWorkerProcessesABatchInOrder(t *testing.T) {
 
 	job := eventJob(t, b, evs[0].ID)
 	require.ElementsMatch(t, []uuid.UUID{evs[0].ID, evs[1].ID, evs[2].ID, evs[3].ID}, job.Args.EventIDs, "one job for the batch")
-	require.NoError(t, worker.NewEventsWorker(b.pool, b.engine).Work(ctx, job))
+	_, err = work(ctx, t, b, worker.NewEventsWorker(b.pool, b.engine), job.JobRow)
+	require.NoError(t, err)
 	requireJobState(t, b, job.ID, rivertype.JobStateCompleted)
 
 	matched := func(ev *event.Event) map[uuid.UUID]bool {
@@ -601,9 +620,10 @@ func TestEventsJobWithoutEventsIsCancelled(t *testing.T) {
 	missing := uuid.New()
 	_, err := b.client.Insert(ctx, jobs.EventsProcess{EventIDs: []uuid.UUID{missing}}, nil)
 	require.NoError(t, err)
-	err = worker.NewEventsWorker(b.pool, b.engine).Work(ctx, eventJob(t, b, missing))
-	var cancel *rivertype.JobCancelError
-	require.ErrorAs(t, err, &cancel)
+	res, err := workEvent(t, b, worker.NewEventsWorker(b.pool, b.engine), missing)
+	require.NoError(t, err, "a cancelled job is no failure")
+	require.Equal(t, river.EventKindJobCancelled, res.EventKind)
+	require.Equal(t, rivertype.JobStateCancelled, res.Job.State)
 }
 
 // The whole cascade of one root event is bounded, not only its depth: a rule
@@ -633,7 +653,7 @@ func TestCascadeBreadthIsBounded(t *testing.T) {
 	})
 	require.Equal(t, limit, countRows(t, b, `SELECT count(*) FROM events WHERE type = 'fan' AND causation_id IS NOT NULL`),
 		"follow-ups of one root event")
-	require.Zero(t, countRows(t, b, `SELECT count(*) FROM river_job WHERE state NOT IN ('completed')`), "no job failed")
+	require.Zero(t, unfinished(t, b), "no job failed")
 	require.Positive(t, countRows(t, b, `
 		SELECT count(*) FROM evaluations, jsonb_array_elements(actions) a
 		WHERE a->>'skipped' = '`+engine.SkippedCascadeLimit+`'`), "skipped emits are recorded")

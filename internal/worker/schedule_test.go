@@ -75,11 +75,7 @@ func TestScheduledEvaluationRunsOncePerWindowAcrossClients(t *testing.T) {
 	}
 	waitIdle(t, b, func() bool { return scheduled() == len(accounts) })
 
-	var window time.Time
-	require.Equal(t, 1, countRows(t, b, `SELECT count(*) FROM river_job WHERE kind = $1`, jobs.RulesSchedule{}.Kind()))
-	require.NoError(t, b.pool.QueryRow(ctx, `SELECT (args->>'window_start')::timestamptz FROM river_job WHERE kind = $1`,
-		jobs.RulesSchedule{}.Kind()).Scan(&window))
-	window = window.UTC()
+	window := onlyJob[jobs.RulesSchedule](t, b, nil).Args.WindowStart.UTC()
 	require.Equal(t, window.Truncate(time.Hour), window)
 	runID := evaluation.TriggerSchedule + ":" + window.Format(time.RFC3339)
 
@@ -115,8 +111,8 @@ func TestScheduledEvaluationRunsOncePerWindowAcrossClients(t *testing.T) {
 		require.True(t, res.UniqueSkippedAsDuplicate)
 	}
 	waitIdle(t, b, nil)
-	require.Equal(t, 1, countRows(t, b, `SELECT count(*) FROM river_job WHERE kind = $1`, jobs.RulesSchedule{}.Kind()))
-	require.Equal(t, 1, countRows(t, b, `SELECT count(*) FROM river_job WHERE kind = $1`, jobs.EvaluateAccounts{}.Kind()))
+	require.Len(t, jobsOf[jobs.RulesSchedule](t, b, nil), 1)
+	require.Len(t, jobsOf[jobs.EvaluateAccounts](t, b, nil), 1)
 	require.Equal(t, len(accounts), scheduled())
 }
 
@@ -139,30 +135,29 @@ func TestScheduleFansOutPagesOfAccounts(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, res.UniqueSkippedAsDuplicate)
 	schedule := worker.NewScheduleWorker(b.pool)
-	require.NoError(t, schedule.Work(ctx, running[jobs.RulesSchedule](t, b, `id = $2`, res.Job.ID)))
+	_, err = work(ctx, t, b, schedule, res.Job)
+	require.NoError(t, err)
 	requireJobState(t, b, res.Job.ID, rivertype.JobStateCompleted)
 	// The job run again (a rescue, say) queues no page twice.
-	require.NoError(t, schedule.Work(ctx, running[jobs.RulesSchedule](t, b, `id = $2`, res.Job.ID)))
+	_, err = workAgain(ctx, t, b, schedule, jobByID[jobs.RulesSchedule](t, b, res.Job.ID))
+	require.NoError(t, err)
 
-	rows, err := b.pool.Query(ctx, `SELECT id FROM river_job WHERE kind = $1 ORDER BY id`, jobs.EvaluateAccounts{}.Kind())
-	require.NoError(t, err)
-	pages, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	require.NoError(t, err)
+	pages := jobsOf[jobs.EvaluateAccounts](t, b, nil)
 	require.Len(t, pages, (n+worker.SchedulePageSize-1)/worker.SchedulePageSize)
 
 	runID := evaluation.TriggerSchedule + ":2026-01-02T03:00:00Z"
 	evaluate := worker.NewEvaluateAccountsWorker(b.pool, b.engine)
 	var after uuid.UUID
-	for i, id := range pages {
-		job := running[jobs.EvaluateAccounts](t, b, `id = $2`, id)
+	for i, job := range pages {
 		require.Equal(t, evaluation.TriggerSchedule, job.Args.Trigger)
 		require.Equal(t, runID, job.Args.RunID)
 		require.Empty(t, job.Args.RuleIDs)
 		require.Equal(t, uuid.Nil, job.Args.AccountID)
 		require.Equal(t, after, job.Args.After, "pages are contiguous")
 		after = job.Args.Through
-		require.NoError(t, evaluate.Work(ctx, job))
-		requireJobState(t, b, id, rivertype.JobStateCompleted)
+		_, err := work(ctx, t, b, evaluate, job.JobRow)
+		require.NoError(t, err)
+		requireJobState(t, b, job.ID, rivertype.JobStateCompleted)
 		want := min((i+1)*worker.SchedulePageSize, n)
 		require.Equal(t, want, countRows(t, b, `SELECT count(*) FROM evaluations WHERE run_id = $1`, runID))
 	}
@@ -184,7 +179,12 @@ func TestManualEvaluation(t *testing.T) {
 	evaluate := worker.NewEvaluateAccountsWorker(b.pool, b.engine)
 	runJob := func(runID string) *river.Job[jobs.EvaluateAccounts] {
 		t.Helper()
-		return running[jobs.EvaluateAccounts](t, b, `args->>'run_id' = $2`, runID)
+		return onlyJob(t, b, func(args jobs.EvaluateAccounts) bool { return args.RunID == runID })
+	}
+	runOnce := func(job *river.Job[jobs.EvaluateAccounts]) {
+		t.Helper()
+		_, err := work(ctx, t, b, evaluate, job.JobRow)
+		require.NoError(t, err)
 	}
 	evaluations := func(runID string) int {
 		t.Helper()
@@ -195,8 +195,10 @@ func TestManualEvaluation(t *testing.T) {
 	run, err := engine.NewManual(b.pool, b.client).EvaluateNow(ctx, r.ID, one.ID)
 	require.NoError(t, err)
 	require.Equal(t, 1, run.RuleVersion)
-	require.NoError(t, evaluate.Work(ctx, runJob(run.RunID)))
-	require.NoError(t, evaluate.Work(ctx, runJob(run.RunID)), "run twice")
+	page := runJob(run.RunID)
+	runOnce(page)
+	_, err = workAgain(ctx, t, b, evaluate, page)
+	require.NoError(t, err, "run twice")
 	require.Equal(t, 1, evaluations(run.RunID))
 	require.Equal(t, 1, countRows(t, b, `SELECT count(*) FROM evaluations WHERE run_id = $1 AND account_id = $2`, run.RunID, one.ID))
 	require.Equal(t, 1, countRows(t, b, `SELECT count(*) FROM events WHERE type = 'flagged'`), "acted once")
@@ -207,17 +209,20 @@ func TestManualEvaluation(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEqual(t, run.RunID, all.RunID)
 	fanOut := worker.NewFanOutWorker(b.pool)
-	fan := running[jobs.RulesFanOut](t, b, `args->>'run_id' = $2`, all.RunID)
+	fan := onlyJob(t, b, func(args jobs.RulesFanOut) bool { return args.RunID == all.RunID })
 	require.Equal(t, []uuid.UUID{r.ID}, fan.Args.RuleIDs)
-	require.NoError(t, fanOut.Work(ctx, fan))
-	require.NoError(t, fanOut.Work(ctx, running[jobs.RulesFanOut](t, b, `args->>'run_id' = $2`, all.RunID)), "fan out twice")
-	require.Equal(t, 1, countRows(t, b, `SELECT count(*) FROM river_job WHERE kind = $1 AND args->>'run_id' = $2`,
-		jobs.EvaluateAccounts{}.Kind(), all.RunID), "the page is queued once")
-	page := runJob(all.RunID)
+	_, err = work(ctx, t, b, fanOut, fan.JobRow)
+	require.NoError(t, err)
+	_, err = workAgain(ctx, t, b, fanOut, fan)
+	require.NoError(t, err, "fan out twice")
+	require.Len(t, jobsOf(t, b, func(args jobs.EvaluateAccounts) bool { return args.RunID == all.RunID }), 1,
+		"the page is queued once")
+	page = runJob(all.RunID)
 	require.Equal(t, []uuid.UUID{r.ID}, page.Args.RuleIDs)
 	require.Equal(t, evaluation.TriggerManual, page.Args.Trigger)
-	require.NoError(t, evaluate.Work(ctx, page))
-	require.NoError(t, evaluate.Work(ctx, runJob(all.RunID)), "run twice")
+	runOnce(page)
+	_, err = workAgain(ctx, t, b, evaluate, page)
+	require.NoError(t, err, "run twice")
 	require.Equal(t, 3, evaluations(all.RunID))
 	require.Equal(t, 4, countRows(t, b, `SELECT count(*) FROM events WHERE type = 'flagged'`), "acted once per account")
 	require.Equal(t, 4, countRows(t, b, `SELECT count(*) FROM evaluations`))
@@ -238,15 +243,19 @@ func TestEvaluateAccountsContinuesPastItsBudget(t *testing.T) {
 	r := createRule(t, b, rule.Input{Name: "all", EventTypes: []string{"never"}, Condition: `account.won_total >= 0`})
 	all, err := engine.NewManual(b.pool, b.client).EvaluateNow(ctx, r.ID, uuid.Nil)
 	require.NoError(t, err)
-	require.NoError(t, worker.NewFanOutWorker(b.pool).Work(ctx, running[jobs.RulesFanOut](t, b, `args->>'run_id' = $2`, all.RunID)))
+	ofRun := func(args jobs.EvaluateAccounts) bool { return args.RunID == all.RunID }
+	fan := onlyJob(t, b, func(args jobs.RulesFanOut) bool { return args.RunID == all.RunID })
+	_, err = work(ctx, t, b, worker.NewFanOutWorker(b.pool), fan.JobRow)
+	require.NoError(t, err)
 
 	evaluate := worker.NewEvaluateAccountsWorker(b.pool, b.engine)
 	for i := range 3 {
-		job := running[jobs.EvaluateAccounts](t, b, `args->>'run_id' = $2 AND state = 'available'`, all.RunID)
-		require.NoError(t, evaluate.Work(ctx, job))
+		job := onlyJob(t, b, ofRun, rivertype.JobStateAvailable)
+		_, err := work(ctx, t, b, evaluate, job.JobRow)
+		require.NoError(t, err)
 		require.Equal(t, i+1, countRows(t, b, `SELECT count(*) FROM evaluations WHERE run_id = $1`, all.RunID))
 	}
-	require.Zero(t, countRows(t, b, `SELECT count(*) FROM river_job WHERE kind = $1 AND state = 'available'`, jobs.EvaluateAccounts{}.Kind()),
+	require.Empty(t, jobsOf[jobs.EvaluateAccounts](t, b, nil, rivertype.JobStateAvailable),
 		"nothing left after the last account")
 	require.Equal(t, 3, countRows(t, b, `SELECT count(DISTINCT account_id) FROM evaluations WHERE run_id = $1`, all.RunID))
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -46,7 +47,8 @@ func tick(t *testing.T, b *testBundle, w *worker.ScheduleTickWorker, clock *test
 	ctx := rivertest.WorkContext(context.Background(), b.client)
 	res, err := b.client.Insert(ctx, jobs.RulesScheduleTick{At: clock.Now()}, nil)
 	require.NoError(t, err)
-	require.NoError(t, w.Work(ctx, running[jobs.RulesScheduleTick](t, b, `id = $2`, res.Job.ID)))
+	_, err = work(ctx, t, b, w, res.Job)
+	require.NoError(t, err)
 	requireJobState(t, b, res.Job.ID, rivertype.JobStateCompleted)
 }
 
@@ -59,16 +61,16 @@ func scheduledWindows(t *testing.T, b *testBundle, interval time.Duration) []tim
 	tx, err := b.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	require.NoError(t, err)
 	defer func() { require.NoError(t, tx.Rollback(ctx)) }()
-	rows, err := tx.Query(ctx, `SELECT (args->>'window_start')::timestamptz FROM river_job WHERE kind = $1 ORDER BY 1`,
-		jobs.RulesSchedule{}.Kind())
+	scheduled, err := b.client.JobListTx(ctx, tx, river.NewJobListParams().Kinds(jobs.RulesSchedule{}.Kind()).First(10_000))
 	require.NoError(t, err)
-	jobWindows, err := pgx.CollectRows(rows, pgx.RowTo[time.Time])
-	require.NoError(t, err)
-	windows := make([]time.Time, len(jobWindows))
-	for i, w := range jobWindows {
-		windows[i] = w.UTC()
+	windows := make([]time.Time, len(scheduled.Jobs))
+	for i, row := range scheduled.Jobs {
+		var args jobs.RulesSchedule
+		require.NoError(t, json.Unmarshal(row.EncodedArgs, &args))
+		windows[i] = args.WindowStart.UTC()
 	}
-	rows, err = tx.Query(ctx, `SELECT window_start FROM rule_schedule_windows ORDER BY 1`)
+	slices.SortFunc(windows, time.Time.Compare)
+	rows, err := tx.Query(ctx, `SELECT window_start FROM rule_schedule_windows ORDER BY 1`)
 	require.NoError(t, err)
 	recorded, err := pgx.CollectRows(rows, pgx.RowTo[time.Time])
 	require.NoError(t, err)
@@ -206,7 +208,8 @@ func TestScheduleTickAcrossIntervalChanges(t *testing.T) {
 	ctx := rivertest.WorkContext(context.Background(), b.client)
 	res, err := b.client.Insert(ctx, jobs.RulesScheduleTick{At: clock.Now(), Interval: time.Hour}, nil)
 	require.NoError(t, err)
-	require.NoError(t, fiveMinutes.Work(ctx, running[jobs.RulesScheduleTick](t, b, `id = $2`, res.Job.ID)))
+	_, err = work(ctx, t, b, fiveMinutes, res.Job)
+	require.NoError(t, err)
 	require.Equal(t, []time.Time{base, base.Add(time.Hour)}, scheduledWindows(t, b, 0), "11:00 is already scheduled")
 	// Back up to an hour: 11:00-11:05 is covered, the next hour is 12:00.
 	clock.Set(base.Add(64 * time.Minute))
@@ -230,15 +233,18 @@ func TestScheduleTicksRacingScheduleEachWindowOnce(t *testing.T) {
 	clock.Set(base.Add(31 * time.Minute))
 	ctx := rivertest.WorkContext(context.Background(), b.client)
 	const racers = 4
-	var ticks []*river.Job[jobs.RulesScheduleTick]
+	var ticks []*rivertype.JobRow
 	for range racers {
 		res, err := b.client.Insert(ctx, jobs.RulesScheduleTick{At: clock.Now()}, nil)
 		require.NoError(t, err)
-		ticks = append(ticks, running[jobs.RulesScheduleTick](t, b, `id = $2`, res.Job.ID))
+		ticks = append(ticks, res.Job)
 	}
 	errs := make(chan error, racers)
 	for _, job := range ticks {
-		go func() { errs <- w.Work(ctx, job) }()
+		go func() {
+			_, err := work(ctx, t, b, w, job)
+			errs <- err
+		}()
 	}
 	for range racers {
 		require.NoError(t, <-errs)

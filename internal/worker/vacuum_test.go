@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctrader/ctrader/internal/dbtest"
@@ -124,8 +125,9 @@ func TestVacuumRunsOneAtATime(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, second.UniqueSkippedAsDuplicate)
 
-	_, err = b.pool.Exec(ctx, `UPDATE river_job SET state = 'completed', finalized_at = now() WHERE id = $1`, first.Job.ID)
+	res, err := work(ctx, t, b, worker.NewVacuumWorker(b.pool), first.Job)
 	require.NoError(t, err)
+	require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
 	third, err := b.client.Insert(ctx, jobs.Vacuum{}, nil)
 	require.NoError(t, err)
 	require.False(t, third.UniqueSkippedAsDuplicate, "a finished run does not block the next")

@@ -22,9 +22,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertest"
@@ -33,12 +30,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctrader/ctrader/internal/account"
-	"github.com/ctrader/ctrader/internal/dbtest"
 	"github.com/ctrader/ctrader/internal/egress"
 	"github.com/ctrader/ctrader/internal/engine"
 	"github.com/ctrader/ctrader/internal/evaluation"
 	"github.com/ctrader/ctrader/internal/event"
 	"github.com/ctrader/ctrader/internal/jobs"
+	"github.com/ctrader/ctrader/internal/queue"
 	"github.com/ctrader/ctrader/internal/rule"
 	"github.com/ctrader/ctrader/internal/webhook"
 	"github.com/ctrader/ctrader/internal/worker"
@@ -179,7 +176,8 @@ func (f *hookFixture) newWorker(svc *webhook.Service, eo egress.Options) *worker
 func (f *hookFixture) evaluate(t *testing.T) (*event.Event, *evaluation.Evaluation) {
 	t.Helper()
 	ev := ingest(t, f.testBundle, f.acct.ID, event.TypeWon, map[string]any{"amount": 1500.0})
-	require.NoError(t, worker.NewEventsWorker(f.pool, f.engine).Work(f.ctx, eventJob(t, f.testBundle, ev.ID)))
+	_, err := workEvent(t, f.testBundle, worker.NewEventsWorker(f.pool, f.engine), ev.ID)
+	require.NoError(t, err)
 	evals := evaluationsOf(t, f.testBundle, ev.ID)
 	require.Len(t, evals, 1)
 	require.True(t, evals[0].Matched)
@@ -211,38 +209,6 @@ func (f *hookFixture) job(t *testing.T, deliveryID uuid.UUID) *rivertype.JobRow 
 	return row
 }
 
-// autocommit is a pgx.Tx whose statements each commit on their own, for
-// rivertest's Worker. The webhook worker records an attempt and completes its
-// job in a transaction of its own on the pool, as it does in production; the
-// test worker must not hold the job's row locked meanwhile, in a transaction
-// that completing the job would wait for.
-type autocommit struct {
-	pgx.Tx // unset: River's executor uses only the methods below
-	pool   *pgxpool.Pool
-}
-
-func (a autocommit) Begin(ctx context.Context) (pgx.Tx, error) { return a.pool.Begin(ctx) }
-
-// Config is the pool's, where River's driver looks for the query mode before
-// it asks a transaction for its connection.
-func (a autocommit) Config() *pgxpool.Config { return a.pool.Config() }
-
-func (a autocommit) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	return a.pool.Exec(ctx, sql, args...)
-}
-
-func (a autocommit) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	return a.pool.Query(ctx, sql, args...)
-}
-
-func (a autocommit) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	return a.pool.QueryRow(ctx, sql, args...)
-}
-
-func (a autocommit) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
-	return a.pool.CopyFrom(ctx, table, columns, src)
-}
-
 // attempt works the delivery's job once with River's test worker, which
 // moves it to running and, after Work, to the state River gives its result
 // (retryable or available on an error, with NextRetry's schedule). It returns
@@ -261,8 +227,7 @@ func (f *hookFixture) attemptNumber(t *testing.T, deliveryID uuid.UUID, n int) (
 	if n > 0 {
 		row.Attempt = n - 1 // the test worker counts this attempt from the row given
 	}
-	tw := rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{Logger: dbtest.Logger(t)}, river.Worker[jobs.WebhookDeliver](f.worker))
-	res, err := tw.WorkJob(f.ctx, t, autocommit{pool: f.pool}, row)
+	res, err := work(f.ctx, t, f.testBundle, river.Worker[jobs.WebhookDeliver](f.worker), row)
 	require.NotNil(t, res, "work the job: %v", err)
 	var args jobs.WebhookDeliver
 	require.NoError(t, json.Unmarshal(res.Job.EncodedArgs, &args))
@@ -388,7 +353,7 @@ func TestWebhookDeliveryVerifiesWithTheStandardWebhooksLibrary(t *testing.T) {
 	require.Len(t, attempts, 1)
 	require.Equal(t, "ok", *attempts[0].ResponseBody)
 
-	require.Equal(t, jobs.QueueWebhooks, job.Queue)
+	require.Equal(t, queue.Webhooks, job.Queue)
 	require.Equal(t, webhook.MaxAttempts, job.MaxAttempts)
 }
 
@@ -523,7 +488,7 @@ func TestWebhookRetryIsScheduledByRiver(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, rivertype.JobStateCompleted, row.State)
 	require.Equal(t, 2, row.Attempt)
-	require.Equal(t, jobs.QueueWebhooks, row.Queue)
+	require.Equal(t, queue.Webhooks, row.Queue)
 	reqs := f.recv.requests()
 	require.Len(t, reqs, 2)
 	require.Equal(t, reqs[0].header.Get("webhook-id"), reqs[1].header.Get("webhook-id"))
@@ -835,7 +800,7 @@ func TestWebhookManualReplay(t *testing.T) {
 	require.Equal(t, first.ID, all[0].ID)
 	require.Equal(t, rivertype.JobStateCompleted, all[0].State)
 	require.Equal(t, rivertype.JobStateAvailable, all[1].State)
-	require.Equal(t, jobs.QueueWebhooks, all[1].Queue)
+	require.Equal(t, queue.Webhooks, all[1].Queue)
 	require.Equal(t, webhook.MaxAttempts, all[1].MaxAttempts)
 	var jobID int64
 	require.NoError(t, f.pool.QueryRow(f.ctx, `SELECT job_id FROM webhook_deliveries WHERE id = $1`, id).Scan(&jobID))
@@ -1034,16 +999,16 @@ func TestWebhookJobsRunOnTheirOwnQueue(t *testing.T) {
 	t.Parallel()
 	f := newHook(t, hookOptions{})
 	id := f.match(t)
-	require.Equal(t, jobs.QueueWebhooks, jobs.WebhookDeliver{}.InsertOpts().Queue)
-	require.Contains(t, jobs.Queues(), jobs.QueueWebhooks)
+	require.Equal(t, queue.Webhooks, jobs.WebhookDeliver{}.InsertOpts().Queue)
+	require.Contains(t, queue.Names(), queue.Webhooks)
 	all := deliveryJobs(t, f, id)
 	require.Len(t, all, 1)
 	require.Equal(t, "webhooks", all[0].Queue)
-	onQueue, err := f.client.JobList(f.ctx, river.NewJobListParams().Queues(jobs.QueueWebhooks))
+	onQueue, err := f.client.JobList(f.ctx, river.NewJobListParams().Queues(queue.Webhooks))
 	require.NoError(t, err)
 	require.Len(t, onQueue.Jobs, 1, "no other job is on the webhooks queue")
 	rivertest.RequireInserted(f.ctx, t, riverpgxv5.New(f.pool), jobs.WebhookDeliver{DeliveryID: id},
-		&rivertest.RequireInsertedOpts{Queue: jobs.QueueWebhooks})
+		&rivertest.RequireInsertedOpts{Queue: queue.Webhooks})
 }
 
 // A webhook URL's query often carries a token: a failed attempt's error, as

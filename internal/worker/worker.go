@@ -21,6 +21,7 @@ import (
 	"github.com/ctrader/ctrader/internal/engine"
 	"github.com/ctrader/ctrader/internal/jobs"
 	"github.com/ctrader/ctrader/internal/metrics"
+	"github.com/ctrader/ctrader/internal/queue"
 	"github.com/ctrader/ctrader/internal/webhook"
 )
 
@@ -104,8 +105,8 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, opts Options) (*river.Cl
 		river.AddWorker(workers, &WebhookWorker{pool: pool, sender: opts.Webhooks, timeout: opts.WebhookTimeout, metrics: opts.Metrics})
 
 		cfg.Workers = workers
-		cfg.Queues = make(map[string]river.QueueConfig, len(jobs.Queues()))
-		for _, q := range jobs.Queues() {
+		cfg.Queues = make(map[string]river.QueueConfig, len(queue.Names()))
+		for _, q := range queue.Names() {
 			n := opts.Concurrency
 			if c, ok := opts.QueueConcurrency[q]; ok {
 				n = c

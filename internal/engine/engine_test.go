@@ -1,0 +1,251 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertest"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ctrader/ctrader/internal/account"
+	"github.com/ctrader/ctrader/internal/db"
+	"github.com/ctrader/ctrader/internal/dbtest"
+	"github.com/ctrader/ctrader/internal/engine"
+	"github.com/ctrader/ctrader/internal/evaluation"
+	"github.com/ctrader/ctrader/internal/event"
+	"github.com/ctrader/ctrader/internal/jobs"
+	"github.com/ctrader/ctrader/internal/rule"
+	"github.com/ctrader/ctrader/internal/webhook"
+)
+
+type testBundle struct {
+	pool     *pgxpool.Pool
+	client   *river.Client[pgx.Tx] // inserts only
+	engine   *engine.Engine
+	accounts *account.Service
+	rules    *rule.Service
+	events   *event.Service
+}
+
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	pool := dbtest.New(t)
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: dbtest.Logger(t)})
+	require.NoError(t, err)
+	compiler, err := rule.NewCompiler()
+	require.NoError(t, err)
+	return &testBundle{
+		pool:     pool,
+		client:   client,
+		engine:   engine.New(compiler, engine.DefaultMaxDepth, dbtest.Logger(t)),
+		accounts: account.NewService(pool, client),
+		rules:    rule.NewService(pool, compiler, webhook.Referable),
+		events:   event.NewService(pool, client),
+	}
+}
+
+// activeAccount creates an account and activates it, as its provisioning job
+// does.
+func (b *testBundle) activeAccount(t *testing.T) *account.Account {
+	t.Helper()
+	ctx := context.Background()
+	a, err := b.accounts.Create(ctx, account.CreateInput{Name: "John Doe"})
+	require.NoError(t, err)
+	activated, err := account.Activate(ctx, b.pool, a.ID)
+	require.NoError(t, err)
+	require.True(t, activated)
+	return a
+}
+
+func (b *testBundle) createRule(t *testing.T, in rule.Input) *rule.Rule {
+	t.Helper()
+	in.Enabled = true
+	r, err := b.rules.Create(context.Background(), in)
+	require.NoError(t, err)
+	return r
+}
+
+func (b *testBundle) ingest(t *testing.T, accountID uuid.UUID, eventType string, payload map[string]any) *event.Event {
+	t.Helper()
+	evs, _, err := b.events.Ingest(context.Background(),
+		[]event.Input{{AccountID: accountID, Type: eventType, Payload: payload}},
+		func(int) string { return "body" }, nil)
+	require.NoError(t, err)
+	require.Len(t, evs, 1)
+	return evs[0]
+}
+
+// process runs ProcessEvents over ids in a transaction of its own.
+func (b *testBundle) process(t *testing.T, ids ...uuid.UUID) {
+	t.Helper()
+	ctx := context.Background()
+	require.NoError(t, db.InTx(ctx, b.pool, func(tx pgx.Tx) error {
+		return b.engine.ProcessEvents(ctx, tx, b.client, ids)
+	}))
+}
+
+// queued reports whether a job that processes the event was inserted.
+func (b *testBundle) queued(t *testing.T, eventID uuid.UUID) bool {
+	t.Helper()
+	res, err := b.client.JobList(context.Background(), river.NewJobListParams().Kinds(jobs.EventsProcess{}.Kind()))
+	require.NoError(t, err)
+	for _, row := range res.Jobs {
+		var args jobs.EventsProcess
+		require.NoError(t, json.Unmarshal(row.EncodedArgs, &args))
+		if slices.Contains(args.EventIDs, eventID) {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *testBundle) evaluations(t *testing.T, eventID uuid.UUID) []*evaluation.Evaluation {
+	t.Helper()
+	evals, err := evaluation.ForEvent(context.Background(), b.pool, eventID)
+	require.NoError(t, err)
+	return evals
+}
+
+func TestProcessEventsTwiceActsOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	a := b.activeAccount(t)
+	first := b.createRule(t, rule.Input{Name: "any win", EventTypes: []string{event.TypeWon}, Condition: `true`})
+	second := b.createRule(t, rule.Input{Name: "big win", EventTypes: []string{event.TypeWon},
+		Condition: `event.payload.amount > 1000`})
+	cond := `event.payload.amount > 100`
+	_, err := b.rules.Update(ctx, second.ID, rule.Patch{Condition: &cond})
+	require.NoError(t, err)
+	ev := b.ingest(t, a.ID, event.TypeWon, map[string]any{"amount": 250.5})
+
+	b.process(t, ev.ID)
+	b.process(t, ev.ID)
+
+	got, err := b.accounts.Get(ctx, a.ID)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), got.WonCount, "the amount is added once")
+	require.Equal(t, "250.5", got.WonTotal.String())
+	versions := map[uuid.UUID]int{}
+	for _, e := range b.evaluations(t, ev.ID) {
+		_, seen := versions[e.RuleID]
+		require.False(t, seen, "one evaluation per rule")
+		versions[e.RuleID] = e.RuleVersion
+		require.True(t, e.Matched)
+	}
+	require.Equal(t, map[uuid.UUID]int{first.ID: 1, second.ID: 2}, versions, "the version current when evaluated")
+	processed, err := b.events.Get(ctx, ev.ID)
+	require.NoError(t, err)
+	require.Equal(t, event.StatusProcessed, processed.Status)
+}
+
+// A follow-up event names the event that caused it and the posted event its
+// chain started from, one level deeper at every step.
+func TestFollowUpsNameTheirCauseAndRoot(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	a := b.activeAccount(t)
+	emit := func(from, to string) {
+		b.createRule(t, rule.Input{Name: from + " to " + to, EventTypes: []string{from}, Condition: `true`,
+			Actions: []rule.Action{{Type: rule.ActionEmitEvent, EventType: to, Payload: map[string]any{}}}})
+	}
+	emit("ping", "pong")
+	emit("pong", "pang")
+	root := b.ingest(t, a.ID, "ping", map[string]any{})
+
+	// followUp processes src and returns the event its one rule emitted.
+	followUp := func(src uuid.UUID) *event.Event {
+		t.Helper()
+		b.process(t, src)
+		evals := b.evaluations(t, src)
+		require.Len(t, evals, 1)
+		require.Len(t, evals[0].Actions, 1)
+		require.NotNil(t, evals[0].Actions[0].EventID)
+		ev, err := b.events.Get(ctx, *evals[0].Actions[0].EventID)
+		require.NoError(t, err)
+		require.True(t, b.queued(t, ev.ID), "the follow-up has its own job")
+		return ev
+	}
+	// rootOf reads what the event package keeps to itself.
+	rootOf := func(id uuid.UUID) *uuid.UUID {
+		t.Helper()
+		var rootID *uuid.UUID
+		require.NoError(t, b.pool.QueryRow(ctx, `SELECT root_id FROM events WHERE id = $1`, id).Scan(&rootID))
+		return rootID
+	}
+
+	require.Nil(t, rootOf(root.ID), "a posted event is its own root")
+	pong := followUp(root.ID)
+	require.Equal(t, "pong", pong.Type)
+	require.Equal(t, &root.ID, pong.CausationID)
+	require.Equal(t, &root.ID, rootOf(pong.ID))
+	require.Equal(t, 1, pong.Depth)
+
+	pang := followUp(pong.ID)
+	require.Equal(t, "pang", pang.Type)
+	require.Equal(t, &pong.ID, pang.CausationID)
+	require.Equal(t, &root.ID, rootOf(pang.ID), "the root of the chain, not the cause")
+	require.Equal(t, 2, pang.Depth)
+}
+
+func TestManualRefusesWhatCannotBeEvaluated(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	a := b.activeAccount(t)
+	manual := engine.NewManual(b.pool, b.client)
+	named := func(name string) rule.Input {
+		return rule.Input{Name: name, EventTypes: []string{"never"}, Condition: `true`}
+	}
+
+	disabled := b.createRule(t, named("disabled"))
+	off := false
+	_, err := b.rules.Update(ctx, disabled.ID, rule.Patch{Enabled: &off})
+	require.NoError(t, err)
+	deleted := b.createRule(t, named("deleted"))
+	require.NoError(t, b.rules.Delete(ctx, deleted.ID))
+	enabled := b.createRule(t, named("enabled"))
+
+	for _, tc := range []struct {
+		name    string
+		ruleID  uuid.UUID
+		account uuid.UUID
+		want    error
+	}{
+		{"disabled rule", disabled.ID, a.ID, rule.ErrDisabled},
+		{"deleted rule", deleted.ID, a.ID, rule.ErrDeleted},
+		{"unknown rule", uuid.New(), a.ID, rule.ErrNotFound},
+		{"unknown account", enabled.ID, uuid.New(), engine.ErrUnknownAccount},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			run, err := manual.EvaluateNow(ctx, tc.ruleID, tc.account)
+			require.ErrorIs(t, err, tc.want)
+			require.Nil(t, run)
+		})
+	}
+	driver := riverpgxv5.New(b.pool)
+	rivertest.RequireNotInserted(ctx, t, driver, jobs.EvaluateAccounts{}, nil)
+	rivertest.RequireNotInserted(ctx, t, driver, jobs.RulesFanOut{}, nil)
+
+	// What it accepts, it queues: one account's evaluation, or a fan-out
+	// over every account.
+	one, err := manual.EvaluateNow(ctx, enabled.ID, a.ID)
+	require.NoError(t, err)
+	require.Equal(t, enabled.Version, one.RuleVersion)
+	require.Equal(t, jobs.EvaluateAccounts{
+		Trigger: evaluation.TriggerManual, RunID: one.RunID, RuleIDs: []uuid.UUID{enabled.ID}, AccountID: a.ID,
+	}, rivertest.RequireInserted(ctx, t, driver, jobs.EvaluateAccounts{}, nil).Args)
+	all, err := manual.EvaluateNow(ctx, enabled.ID, uuid.Nil)
+	require.NoError(t, err)
+	require.Equal(t, jobs.RulesFanOut{
+		Trigger: evaluation.TriggerManual, RunID: all.RunID, RuleIDs: []uuid.UUID{enabled.ID},
+	}, rivertest.RequireInserted(ctx, t, driver, jobs.RulesFanOut{}, nil).Args)
+}
