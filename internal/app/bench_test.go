@@ -42,10 +42,11 @@ func TestBenchAgainstARunningServer(t *testing.T) {
 
 	// Batches of 50, the raw reference, memory from /proc, and JSON. The first
 	// run's rules were deleted, so each event again sees two.
-	out, err = run("--batch", "50", "--raw", "--json", "--server-pid", strconv.Itoa(os.Getpid()))
+	out, err = run("--batch", "50", "--raw", "--raw-ingest", "--json", "--server-pid", strconv.Itoa(os.Getpid()))
 	require.NoError(t, err, out)
 	require.Regexp(t, regexp.MustCompile(`(?m)^check\s+OK: `), out)
-	require.Regexp(t, regexp.MustCompile(`ctrader ingest = \d+% of raw`), out)
+	require.Regexp(t, regexp.MustCompile(`ctrader ingest = \d+% of raw\n`), out)
+	require.Regexp(t, regexp.MustCompile(`ctrader ingest = \d+% of raw ingest, end to end = \d+% of raw ingest`), out)
 
 	i := strings.Index(out, "\n{")
 	require.GreaterOrEqual(t, i, 0, "the JSON report follows the table")
@@ -75,6 +76,15 @@ func TestBenchAgainstARunningServer(t *testing.T) {
 	require.Positive(t, rep.Raw.EventsPerSecond)
 	require.Positive(t, rep.Raw.IngestPercent)
 	require.True(t, rep.Raw.Drained, "the server processes the raw run's jobs too")
+	require.Positive(t, rep.Raw.TransactionsPerSecond)
+	require.NotNil(t, rep.RawIngest)
+	require.Empty(t, rep.RawIngest.Error)
+	require.Equal(t, 200, rep.RawIngest.Events)
+	require.Equal(t, 4, rep.RawIngest.Transactions)
+	require.Positive(t, rep.RawIngest.TransactionsPerSecond)
+	require.Positive(t, rep.RawIngest.IngestPercent)
+	require.Positive(t, rep.RawIngest.EndToEndPercent)
+	require.True(t, rep.RawIngest.Removed)
 	require.NotEmpty(t, rep.Machine.PostgresVersion)
 }
 

@@ -96,7 +96,7 @@ func execute(parent context.Context, o Options) (*Report, error) {
 			ServerPID: o.ServerPID, Authenticated: o.Token != "",
 		},
 	}
-	if o.Raw {
+	if o.Raw || o.RawIngest {
 		r.rep.Params.RawOrder = o.RawOrder
 	}
 
@@ -132,6 +132,9 @@ func execute(parent context.Context, o Options) (*Report, error) {
 	}
 	r.rep.Params.OtherRules = expected - len(ruleIDs)
 
+	if o.RawIngest && o.RawOrder == "before" {
+		r.rep.RawIngest = r.runRawIngest(ctx, parent)
+	}
 	if o.Raw && o.RawOrder == "before" {
 		r.rep.Raw = r.runRaw(ctx)
 		if !r.rep.Raw.Drained {
@@ -141,6 +144,13 @@ func execute(parent context.Context, o Options) (*Report, error) {
 	if err := r.runHTTP(ctx, parent, accounts, expected); err != nil {
 		return nil, err
 	}
+	if o.RawIngest && o.RawOrder == "after" {
+		if ctx.Err() != nil {
+			r.note("raw ingest reference skipped: the timeout was reached first")
+		} else {
+			r.rep.RawIngest = r.runRawIngest(ctx, parent)
+		}
+	}
 	if o.Raw && o.RawOrder == "after" {
 		if ctx.Err() != nil {
 			r.note("raw reference skipped: the timeout was reached first")
@@ -148,13 +158,26 @@ func execute(parent context.Context, o Options) (*Report, error) {
 			r.rep.Raw = r.runRaw(ctx)
 		}
 	}
-	if raw := r.rep.Raw; raw != nil && raw.EventsPerSecond > 0 && r.rep.Ingest.EventsPerSecond > 0 {
-		raw.IngestPercent = 100 * r.rep.Ingest.EventsPerSecond / raw.EventsPerSecond
-		if min(raw.Seconds, r.rep.Ingest.Seconds) < 2 {
-			r.note("a timed phase lasted under 2 s: rates from phases this short are noisy, raise --events for a steadier comparison")
-		}
-	}
+	r.compare()
 	return r.rep, nil
+}
+
+// compare puts ctrader's rates beside the references'.
+func (r *runner) compare() {
+	in, e2e := r.rep.Ingest, r.rep.EndToEnd
+	short := false
+	if raw := r.rep.Raw; raw != nil && raw.EventsPerSecond > 0 && in.EventsPerSecond > 0 {
+		raw.IngestPercent = 100 * in.EventsPerSecond / raw.EventsPerSecond
+		short = short || raw.Seconds < 2
+	}
+	if ri := r.rep.RawIngest; ri != nil && ri.EventsPerSecond > 0 {
+		ri.IngestPercent = 100 * in.EventsPerSecond / ri.EventsPerSecond
+		ri.EndToEndPercent = 100 * e2e.EventsPerSecond / ri.EventsPerSecond
+		short = short || ri.Seconds < 2
+	}
+	if (r.rep.Raw != nil || r.rep.RawIngest != nil) && (short || in.Seconds < 2) {
+		r.note("a timed phase lasted under 2 s: rates from phases this short are noisy, raise --events for a steadier comparison")
+	}
 }
 
 func (r *runner) note(format string, args ...any) {

@@ -147,7 +147,7 @@ func TestRawInsertWritesEventsAndJobs(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := dbtest.New(t)
-	accounts, err := rawAccounts(ctx, pool, 3, "test")
+	accounts, err := rawAccounts(ctx, pool, 3, "test", "raw")
 	require.NoError(t, err)
 	var active int
 	require.NoError(t, pool.QueryRow(ctx,
@@ -193,7 +193,7 @@ func TestRawInsertWritesEventsAndJobs(t *testing.T) {
 func TestRawInsertStopsAtTheDeadline(t *testing.T) {
 	t.Parallel()
 	pool := dbtest.New(t)
-	accounts, err := rawAccounts(context.Background(), pool, 1, "deadline")
+	accounts, err := rawAccounts(context.Background(), pool, 1, "deadline", "raw")
 	require.NoError(t, err)
 	client, err := newInserter(pool)
 	require.NoError(t, err)
@@ -210,7 +210,7 @@ func TestWaitProcessedFollowsTheOldestUnfinishedEvents(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := dbtest.New(t)
-	accounts, err := rawAccounts(ctx, pool, 2, "wait")
+	accounts, err := rawAccounts(ctx, pool, 2, "wait", "raw")
 	require.NoError(t, err)
 	client, err := newInserter(pool)
 	require.NoError(t, err)
@@ -246,4 +246,43 @@ func TestWaitProcessedFollowsTheOldestUnfinishedEvents(t *testing.T) {
 	left, timedOut = short()
 	require.False(t, timedOut, "failed events are finished too")
 	require.Zero(t, left)
+}
+
+func TestRawIngestLeavesNothingBehind(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.New(t)
+	o := Defaults()
+	o.Accounts, o.Events, o.Concurrency, o.Batch = 3, 45, 2, 10
+	r := &runner{o: o, pool: pool, log: slog.New(slog.DiscardHandler), runID: "ingest", rep: &Report{}}
+
+	// Its transactions put the jobs on a queue no worker serves.
+	accounts, err := rawAccounts(ctx, pool, 2, "queue", "raw_ingest")
+	require.NoError(t, err)
+	client, err := newInserter(pool)
+	require.NoError(t, err)
+	res, err := rawInsert(ctx, pool, queueInserter{client: client, queue: RawIngestQueue}, accounts, 7, 2, 0)
+	require.NoError(t, err)
+	var queues []string
+	require.NoError(t, pool.QueryRow(ctx, `
+		SELECT array_agg(DISTINCT queue) FROM river_job
+		WHERE kind = 'events.process' AND max_attempts = 10`).Scan(&queues))
+	require.Equal(t, []string{RawIngestQueue}, queues)
+	require.Equal(t, 7, res.transactions)
+	require.NoError(t, removeRawIngest(ctx, pool, accounts))
+
+	ri := r.runRawIngest(ctx, ctx)
+	require.Empty(t, ri.Error)
+	require.Equal(t, 45, ri.Events)
+	require.Equal(t, 5, ri.Transactions)
+	require.Positive(t, ri.EventsPerSecond)
+	require.Positive(t, ri.TransactionsPerSecond)
+	require.True(t, ri.Removed)
+	var jobs, events, accountsLeft int
+	require.NoError(t, pool.QueryRow(ctx, `
+		SELECT (SELECT count(*) FROM river_job), (SELECT count(*) FROM events), (SELECT count(*) FROM accounts)`).
+		Scan(&jobs, &events, &accountsLeft))
+	require.Zero(t, jobs)
+	require.Zero(t, events)
+	require.Zero(t, accountsLeft)
 }

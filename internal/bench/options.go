@@ -31,7 +31,8 @@ type Options struct {
 	Batch       int     // 0: POST /v1/events; >0: POST /v1/events/batch with this many events
 	Rate        float64 // events per second; 0: as fast as possible
 	Timeout     time.Duration
-	Raw         bool
+	Raw         bool   // the same transactions straight to Postgres, processed by the server
+	RawIngest   bool   // the same transactions straight to Postgres, processed by nothing
 	RawOrder    string // "before" or "after" the HTTP run
 	ServerPID   int
 	JSON        bool
@@ -67,7 +68,8 @@ func (o *Options) Register(fs *flag.FlagSet) {
 	fs.Float64Var(&o.Rate, "rate", o.Rate, "events per second, sent on a fixed schedule with latency measured from the scheduled time; 0 sends as fast as possible")
 	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "stop after this long and report whatever is unfinished")
 	fs.BoolVar(&o.Raw, "raw", o.Raw, "also write the same transactions straight to Postgres (pgx and River, no HTTP) as a reference")
-	fs.StringVar(&o.RawOrder, "raw-order", o.RawOrder, "run the raw reference before or after the HTTP run")
+	fs.BoolVar(&o.RawIngest, "raw-ingest", o.RawIngest, "also write the same transactions straight to Postgres with their jobs on a queue nothing works (ingest alone, nothing processing), then remove them")
+	fs.StringVar(&o.RawOrder, "raw-order", o.RawOrder, "run the raw references before or after the HTTP run")
 	fs.IntVar(&o.ServerPID, "server-pid", o.ServerPID, "server process id: sample VmRSS from /proc every 100ms; without it, scrape process_resident_memory_bytes from /metrics every 250ms")
 	fs.BoolVar(&o.JSON, "json", o.JSON, "print the report as JSON after the table")
 }

@@ -15,16 +15,17 @@ import (
 // Report is what a run measured. Durations are in seconds and latencies in
 // milliseconds, so the JSON form reads without units.
 type Report struct {
-	RunID    string    `json:"run_id"`
-	Machine  Machine   `json:"machine"`
-	Params   Params    `json:"parameters"`
-	Ingest   Ingest    `json:"ingest"`
-	EndToEnd EndToEnd  `json:"end_to_end"`
-	Memory   Memory    `json:"server_memory"`
-	Raw      *Raw      `json:"raw,omitempty"`
-	Check    Check     `json:"check"`
-	Notes    []string  `json:"notes,omitempty"`
-	Started  time.Time `json:"started_at"`
+	RunID     string     `json:"run_id"`
+	Machine   Machine    `json:"machine"`
+	Params    Params     `json:"parameters"`
+	Ingest    Ingest     `json:"ingest"`
+	EndToEnd  EndToEnd   `json:"end_to_end"`
+	Memory    Memory     `json:"server_memory"`
+	Raw       *Raw       `json:"raw,omitempty"`
+	RawIngest *RawIngest `json:"raw_ingest,omitempty"`
+	Check     Check      `json:"check"`
+	Notes     []string   `json:"notes,omitempty"`
+	Started   time.Time  `json:"started_at"`
 }
 
 // Machine describes where the run happened.
@@ -99,18 +100,39 @@ type Memory struct {
 
 // Raw is the reference run straight to Postgres.
 type Raw struct {
-	Events          int     `json:"events"`
-	Transactions    int     `json:"transactions"`
-	Concurrency     int     `json:"concurrency"`
-	Batch           int     `json:"batch"`
-	Seconds         float64 `json:"seconds"`
-	EventsPerSecond float64 `json:"events_per_second"`
-	Latency         Latency `json:"transaction_latency"`
-	IngestPercent   float64 `json:"ctrader_ingest_percent_of_raw"`
-	Order           string  `json:"order"`
-	Drained         bool    `json:"drained"`
-	DrainSeconds    float64 `json:"drain_seconds"`
-	Error           string  `json:"error,omitempty"`
+	Events                int     `json:"events"`
+	Transactions          int     `json:"transactions"`
+	Concurrency           int     `json:"concurrency"`
+	Batch                 int     `json:"batch"`
+	Seconds               float64 `json:"seconds"`
+	EventsPerSecond       float64 `json:"events_per_second"`
+	TransactionsPerSecond float64 `json:"transactions_per_second"`
+	Latency               Latency `json:"transaction_latency"`
+	IngestPercent         float64 `json:"ctrader_ingest_percent_of_raw"`
+	Order                 string  `json:"order"`
+	Drained               bool    `json:"drained"`
+	DrainSeconds          float64 `json:"drain_seconds"`
+	Error                 string  `json:"error,omitempty"`
+}
+
+// RawIngest is the reference run straight to Postgres with nothing
+// processing its events: what Postgres alone accepts on this machine, the
+// measure ctrader's ingest and end-to-end rates are compared with.
+type RawIngest struct {
+	Events                int     `json:"events"`
+	Transactions          int     `json:"transactions"`
+	Concurrency           int     `json:"concurrency"`
+	Batch                 int     `json:"batch"`
+	Queue                 string  `json:"queue"`
+	Seconds               float64 `json:"seconds"`
+	EventsPerSecond       float64 `json:"events_per_second"`
+	TransactionsPerSecond float64 `json:"transactions_per_second"`
+	Latency               Latency `json:"transaction_latency"`
+	IngestPercent         float64 `json:"ctrader_ingest_percent_of_raw_ingest"`
+	EndToEndPercent       float64 `json:"ctrader_end_to_end_percent_of_raw_ingest"`
+	Order                 string  `json:"order"`
+	Removed               bool    `json:"removed"` // its jobs, events and accounts were deleted afterwards
+	Error                 string  `json:"error,omitempty"`
 }
 
 // Check is the correctness verdict over the events the HTTP run posted.
@@ -215,15 +237,12 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 
 	if raw := r.Raw; raw != nil {
-		per := "1 event"
-		if raw.Batch > 0 {
-			per = fmt.Sprintf("%d events", raw.Batch)
-		}
+		per := perTransaction(raw.Batch)
 		if raw.Error != "" {
 			line("raw reference", "failed: %s", raw.Error)
 		} else {
-			line("raw reference", "%d events in %.3f s = %.0f events/s (pgx + River InsertTx, no HTTP; concurrency %d, %s per transaction, run %s)",
-				raw.Events, raw.Seconds, raw.EventsPerSecond, raw.Concurrency, per, raw.Order)
+			line("raw reference", "%d events in %.3f s = %.0f events/s, %.0f transactions/s (pgx + River InsertTx, no HTTP, processed by the server; concurrency %d, %s per transaction, run %s)",
+				raw.Events, raw.Seconds, raw.EventsPerSecond, raw.TransactionsPerSecond, raw.Concurrency, per, raw.Order)
 			line("  transaction latency", "%s", latencyText(raw.Latency))
 			if raw.IngestPercent > 0 {
 				line("  comparison", "ctrader ingest = %.0f%% of raw", raw.IngestPercent)
@@ -233,6 +252,21 @@ func (r *Report) WriteText(w io.Writer) error {
 			} else {
 				line("  raw backlog", "not processed yet after %.1f s", raw.DrainSeconds)
 			}
+		}
+	}
+	if ri := r.RawIngest; ri != nil {
+		if ri.Error != "" {
+			line("raw ingest", "failed: %s", ri.Error)
+		} else {
+			line("raw ingest", "%d events in %.3f s = %.0f events/s, %.0f transactions/s (pgx + River InsertTx, no HTTP, jobs on queue %s that nothing works; concurrency %d, %s per transaction, run %s)",
+				ri.Events, ri.Seconds, ri.EventsPerSecond, ri.TransactionsPerSecond, ri.Queue, ri.Concurrency, perTransaction(ri.Batch), ri.Order)
+			line("  transaction latency", "%s", latencyText(ri.Latency))
+			if ri.IngestPercent > 0 || ri.EndToEndPercent > 0 {
+				line("  comparison", "ctrader ingest = %.0f%% of raw ingest, end to end = %.0f%% of raw ingest", ri.IngestPercent, ri.EndToEndPercent)
+			}
+		}
+		if !ri.Removed {
+			line("  cleanup", "its rows were not removed (see the notes)")
 		}
 	}
 	fmt.Fprintln(tw)
@@ -254,6 +288,14 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
+}
+
+// perTransaction says how many events a reference run wrote per transaction.
+func perTransaction(batch int) string {
+	if batch > 0 {
+		return fmt.Sprintf("%d events", batch)
+	}
+	return "1 event"
 }
 
 func latencyText(l Latency) string {
