@@ -39,6 +39,8 @@ func TestBenchAgainstARunningServer(t *testing.T) {
 	require.Regexp(t, regexp.MustCompile(`(?m)^check\s+OK: 200 events processed, none failed, 400 evaluations \(2 per event\)`), out)
 	require.Regexp(t, regexp.MustCompile(`(?m)^ingest\s+200 events in `), out)
 	require.Regexp(t, regexp.MustCompile(`(?m)^server RSS\s+peak \d`), out)
+	require.Regexp(t, regexp.MustCompile(`(?m)^kept pace\s+\d+\.\d% of the run's events processed when the last POST was answered \(\d+ of 200, `), out)
+	require.Regexp(t, regexp.MustCompile(`(?m)^stalls\s+`), out)
 
 	// Batches of 50, the raw reference, memory from /proc, and JSON. The first
 	// run's rules were deleted, so each event again sees two.
@@ -69,6 +71,12 @@ func TestBenchAgainstARunningServer(t *testing.T) {
 	require.GreaterOrEqual(t, rep.EndToEnd.Latency.P99, rep.EndToEnd.Latency.P50)
 	require.True(t, rep.Memory.Available, rep.Memory.Reason)
 	require.Positive(t, rep.Memory.PeakMB)
+	require.Equal(t, 200, rep.Pace.StoredEventsAtLastPost, "every accepted event is stored when its POST is answered")
+	require.InDelta(t, float64(rep.Pace.ProcessedEventsAtLastPost)/200, rep.Pace.ProcessedAtLastPost, 1e-9)
+	require.Positive(t, rep.Pace.LastPostSeconds)
+	require.Positive(t, rep.Pace.AverageRate)
+	require.NotNil(t, rep.Pace.Stalls, "no stalls is an empty list")
+	require.InDelta(t, 250.0, rep.Pace.BucketMS, 1e-9)
 	require.NotNil(t, rep.Raw)
 	require.Empty(t, rep.Raw.Error)
 	require.Equal(t, 200, rep.Raw.Events)

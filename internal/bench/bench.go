@@ -197,8 +197,18 @@ func (r *runner) runHTTP(ctx, parent context.Context, accounts []uuid.UUID, expe
 	r.log.Info("posting events", slog.Int("events", r.o.Events), slog.Int("concurrency", r.o.Concurrency), slog.Int("batch", r.o.Batch))
 	res := r.ingest(ctx, accounts)
 	r.rep.Ingest = res.report()
+	r.rep.Pace.BucketMS, r.rep.Pace.StallSeconds = ms(paceBucket), stallLimit.Seconds()
+	if stored, processed, at, err := r.processedNow(ctx, accounts); err == nil {
+		p := &r.rep.Pace
+		p.StoredEventsAtLastPost, p.ProcessedEventsAtLastPost = stored, processed
+		p.ProcessedAtLastPost = fraction(processed, stored)
+		p.LastPostSeconds = at.Sub(dbStart).Seconds()
+	} else if ctx.Err() == nil {
+		r.note("%v", err)
+	}
 	r.log.Info("events posted", slog.Int("accepted", res.accepted), slog.Int("errors", res.errors),
-		slog.Float64("events_per_second", math.Round(r.rep.Ingest.EventsPerSecond)))
+		slog.Float64("events_per_second", math.Round(r.rep.Ingest.EventsPerSecond)),
+		slog.Float64("processed_at_last_post", r.rep.Pace.ProcessedAtLastPost))
 
 	r.log.Info("waiting for the server to process them")
 	_, timedOut, err := r.waitProcessed(ctx, res.ids, "processing")
@@ -216,6 +226,13 @@ func (r *runner) runHTTP(ctx, parent context.Context, accounts []uuid.UUID, expe
 	}
 	e2e.TimedOut = timedOut
 	r.rep.EndToEnd = e2e
+
+	received, finished, err := r.flow(qctx, accounts, dbStart, paceBucket)
+	if err != nil {
+		return err
+	}
+	p := &r.rep.Pace
+	p.AverageRate, p.Stalls, p.WorstStall = findStalls(received, finished, paceBucket, stallLimit)
 
 	check, err := r.check(qctx, res.ids, expected)
 	if err != nil {

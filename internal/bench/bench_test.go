@@ -286,3 +286,131 @@ func TestRawIngestLeavesNothingBehind(t *testing.T) {
 	require.Zero(t, events)
 	require.Zero(t, accountsLeft)
 }
+
+// repeat returns n copies of v.
+func repeat(v, n int) []int { return slices.Repeat([]int{v}, n) }
+
+func TestFindStalls(t *testing.T) {
+	t.Parallel()
+	const bucket, limit = 250 * time.Millisecond, 2 * time.Second
+	for _, tc := range []struct {
+		name     string
+		received []int
+		finished []int
+		average  float64
+		stalls   []Stall
+		worst    *Stall
+	}{
+		{
+			name:     "nothing processed",
+			received: []int{100},
+			finished: repeat(0, 20),
+			stalls:   nil,
+		},
+		{
+			name:     "steady",
+			received: repeat(100, 20),
+			finished: repeat(100, 20),
+			average:  400,
+			stalls:   []Stall{},
+		},
+		{
+			// 3,100 events at once: 400/s, then 40/s for 2.5 s, then 400/s again.
+			name:     "slow stretch with a backlog",
+			received: []int{3100},
+			finished: slices.Concat(repeat(100, 10), repeat(10, 10), repeat(100, 20)),
+			average:  310,
+			stalls:   []Stall{{StartSeconds: 2.5, Seconds: 2.5, Rate: 40}},
+			worst:    &Stall{StartSeconds: 2.5, Seconds: 2.5, Rate: 40},
+		},
+		{
+			name:     "slow for exactly the limit",
+			received: []int{2880},
+			finished: slices.Concat(repeat(100, 10), repeat(10, 8), repeat(100, 18)),
+			average:  320,
+			stalls:   []Stall{},
+		},
+		{
+			// Clients sent less, and the server kept up: a lull, not a stall.
+			name:     "slow arrivals",
+			received: slices.Concat(repeat(100, 10), repeat(5, 12), repeat(100, 10)),
+			finished: slices.Concat(repeat(100, 10), repeat(5, 12), repeat(100, 10)),
+			average:  257.5,
+			stalls:   []Stall{},
+		},
+		{
+			// Nothing processed for 3 s after the first POST: the first
+			// bucket had nothing waiting at its start, the next eleven did.
+			name:     "late start",
+			received: []int{1000},
+			finished: slices.Concat(repeat(0, 12), repeat(100, 10)),
+			average:  400,
+			stalls:   []Stall{{StartSeconds: 0.25, Seconds: 2.75, Rate: 0}},
+			worst:    &Stall{StartSeconds: 0.25, Seconds: 2.75, Rate: 0},
+		},
+		{
+			name:     "two stalls, the longer is the worst",
+			received: []int{2040},
+			finished: slices.Concat(repeat(100, 4), repeat(0, 9), repeat(100, 4), repeat(20, 12), repeat(100, 10)),
+			average:  2040 / 9.75,
+			stalls:   []Stall{{StartSeconds: 1, Seconds: 2.25, Rate: 0}, {StartSeconds: 4.25, Seconds: 3, Rate: 80}},
+			worst:    &Stall{StartSeconds: 4.25, Seconds: 3, Rate: 80},
+		},
+		{
+			name:     "a stall running to the end of the flow",
+			received: []int{500},
+			finished: slices.Concat(repeat(100, 4), repeat(1, 12)),
+			average:  412.0 / 4,
+			stalls:   []Stall{{StartSeconds: 1, Seconds: 3, Rate: 4}},
+			worst:    &Stall{StartSeconds: 1, Seconds: 3, Rate: 4},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			average, stalls, worst := findStalls(tc.received, tc.finished, bucket, limit)
+			require.InDelta(t, tc.average, average, 1e-9)
+			require.Equal(t, tc.stalls, stalls)
+			require.Equal(t, tc.worst, worst)
+		})
+	}
+}
+
+func TestProcessedNowAndFlowReadTheRunsEvents(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.New(t)
+	accounts, err := rawAccounts(ctx, pool, 2, "pace", "raw")
+	require.NoError(t, err)
+	others, err := rawAccounts(ctx, pool, 1, "other", "raw")
+	require.NoError(t, err)
+	client, err := newInserter(pool)
+	require.NoError(t, err)
+	_, err = rawInsert(ctx, pool, client, accounts, 20, 2, 0)
+	require.NoError(t, err)
+	_, err = rawInsert(ctx, pool, client, others, 5, 1, 0)
+	require.NoError(t, err)
+	r := &runner{pool: pool, log: slog.New(slog.DiscardHandler)}
+
+	start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	_, err = pool.Exec(ctx, `UPDATE events SET received_at = $1::timestamptz + interval '100 ms'`, start)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `
+		UPDATE events SET status = 'processed', processed_at = $2::timestamptz + interval '600 ms'
+		WHERE id IN (SELECT id FROM events WHERE account_id = ANY($1) ORDER BY id LIMIT 5)`, accounts, start)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `
+		UPDATE events SET status = 'failed', processed_at = $2::timestamptz + interval '1300 ms'
+		WHERE id IN (SELECT id FROM events WHERE account_id = ANY($1) AND status = 'pending' ORDER BY id LIMIT 2)`, accounts, start)
+	require.NoError(t, err)
+
+	stored, processed, at, err := r.processedNow(ctx, accounts)
+	require.NoError(t, err)
+	require.Equal(t, 20, stored, "the other account's events are not the run's")
+	require.Equal(t, 5, processed, "failed events are not processed")
+	require.WithinDuration(t, time.Now(), at, time.Minute)
+
+	received, finished, err := r.flow(ctx, accounts, start, 250*time.Millisecond)
+	require.NoError(t, err)
+	require.Equal(t, []int{20, 0, 0, 0, 0, 0}, received)
+	require.Equal(t, []int{0, 0, 5, 0, 0, 2}, finished, "failed events are finished too")
+}

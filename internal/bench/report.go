@@ -20,6 +20,7 @@ type Report struct {
 	Params    Params     `json:"parameters"`
 	Ingest    Ingest     `json:"ingest"`
 	EndToEnd  EndToEnd   `json:"end_to_end"`
+	Pace      Pace       `json:"pace"`
 	Memory    Memory     `json:"server_memory"`
 	Raw       *Raw       `json:"raw,omitempty"`
 	RawIngest *RawIngest `json:"raw_ingest,omitempty"`
@@ -178,6 +179,14 @@ func summarize(samples []time.Duration) Latency {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
+// fraction is part over whole, or 0 for no whole.
+func fraction(part, whole int) float64 {
+	if whole <= 0 {
+		return 0
+	}
+	return float64(part) / float64(whole)
+}
+
 // perSecond is n over seconds, or 0 for a span that is not positive.
 func perSecond(n int, seconds float64) float64 {
 	if seconds <= 0 {
@@ -228,6 +237,19 @@ func (r *Report) WriteText(w io.Writer) error {
 	e := r.EndToEnd
 	line("end to end", "%d events processed in %.3f s = %.0f events/s (first POST to last processed_at)", e.Processed, e.Seconds, e.EventsPerSecond)
 	line("  received→processed", "%s", latencyText(e.Latency))
+	pc := r.Pace
+	line("kept pace", "%.1f%% of the run's events processed when the last POST was answered (%d of %d, %.3f s in)",
+		100*pc.ProcessedAtLastPost, pc.ProcessedEventsAtLastPost, pc.StoredEventsAtLastPost, pc.LastPostSeconds)
+	if len(pc.Stalls) == 0 {
+		line("stalls", "none (no stretch over %g s below half the average of %.0f events/s while events waited; %g ms buckets)",
+			pc.StallSeconds, pc.AverageRate, pc.BucketMS)
+	} else {
+		line("stalls", "%d over %g s below half the average of %.0f events/s while events waited (%g ms buckets); worst %s",
+			len(pc.Stalls), pc.StallSeconds, pc.AverageRate, pc.BucketMS, stallText(*pc.WorstStall))
+		for _, s := range pc.Stalls {
+			line("  stall", "%s", stallText(s))
+		}
+	}
 
 	m := r.Memory
 	if m.Available {
@@ -288,6 +310,10 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
+}
+
+func stallText(s Stall) string {
+	return fmt.Sprintf("%.2f s from %.2f s in, at %.0f events/s", s.Seconds, s.StartSeconds, s.Rate)
 }
 
 // perTransaction says how many events a reference run wrote per transaction.
