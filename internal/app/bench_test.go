@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -33,8 +34,25 @@ func TestBenchAgainstARunningServer(t *testing.T) {
 		return out.String(), err
 	}
 
+	// A pre-fill and a pgbench script alone, with no run: the pre-fill's
+	// rules are disabled, so the runs below still see two rules per event.
+	script := filepath.Join(t.TempDir(), "ingest.sql")
+	out, err := run("--events", "0", "--prefill-events", "300", "--prefill-evaluations", "600", "--pgbench-script", script, "--json")
+	require.NoError(t, err, out)
+	require.Regexp(t, regexp.MustCompile(`(?m)^pre-fill\s+300 processed events and 600 evaluations on 1000 accounts and 2 disabled rules`), out)
+	require.Regexp(t, regexp.MustCompile(`(?m)^\s+pgbench -n -M prepared -f \S+ingest.sql -c 4 -j \d -T 30 "\$DATABASE_URL"$`), out)
+	require.NotRegexp(t, regexp.MustCompile(`(?m)^check`), out, "no run, no check")
+	require.FileExists(t, script)
+	i := strings.Index(out, "\n{")
+	require.GreaterOrEqual(t, i, 0)
+	var prefilled bench.Report
+	require.NoError(t, json.Unmarshal([]byte(out[i+1:]), &prefilled))
+	require.Equal(t, int64(300), prefilled.Prefill.EventsAdded)
+	require.Equal(t, int64(600), prefilled.Prefill.EvaluationsAdded)
+	require.Equal(t, script, prefilled.Pgbench.Path)
+
 	// One event per request; memory from the server's /metrics.
-	out, err := run()
+	out, err = run()
 	require.NoError(t, err, out)
 	require.Regexp(t, regexp.MustCompile(`(?m)^check\s+OK: 200 events processed, none failed, 400 evaluations \(2 per event\)`), out)
 	require.Regexp(t, regexp.MustCompile(`(?m)^ingest\s+200 events in `), out)
@@ -50,7 +68,7 @@ func TestBenchAgainstARunningServer(t *testing.T) {
 	require.Regexp(t, regexp.MustCompile(`ctrader ingest = \d+% of raw\n`), out)
 	require.Regexp(t, regexp.MustCompile(`ctrader ingest = \d+% of raw ingest, end to end = \d+% of raw ingest`), out)
 
-	i := strings.Index(out, "\n{")
+	i = strings.Index(out, "\n{")
 	require.GreaterOrEqual(t, i, 0, "the JSON report follows the table")
 	var rep bench.Report
 	require.NoError(t, json.Unmarshal([]byte(out[i+1:]), &rep))

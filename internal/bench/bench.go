@@ -2,12 +2,16 @@
 // accounts and rules through the API, posts won events (one per request or in
 // batches, as fast as possible or at a fixed rate), waits until the server's
 // workers have processed every one, and reads processing latencies and a
-// correctness check from the server's database. Optionally it also writes the
-// same transactions straight to Postgres, as a reference for what the HTTP
-// layer costs.
+// correctness check from the server's database, with how far processing had
+// got when the last POST was answered and where it stalled. Optionally it
+// also writes the same transactions straight to Postgres, as references for
+// what the HTTP layer costs: processed by the server (--raw) or by nothing
+// (--raw-ingest), and writes a pgbench script of them. Before a run it can
+// fill the database with processed history (--prefill-events).
 //
 // The run leaves its accounts and events in the database; its rules are
-// deleted at the end. Point it at a database meant for benchmarks.
+// deleted at the end, and the --raw-ingest reference removes what it wrote.
+// Point it at a database meant for benchmarks.
 package bench
 
 import (
@@ -56,7 +60,7 @@ func Run(ctx context.Context, o Options, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if !rep.Check.OK {
+	if o.Events > 0 && !rep.Check.OK {
 		return fmt.Errorf("%w: %s", ErrFailed, strings.Join(rep.Check.Problems, "; "))
 	}
 	return nil
@@ -75,9 +79,6 @@ type runner struct {
 
 // execute does the run. The report is nil only when the run could not start.
 func execute(parent context.Context, o Options) (*Report, error) {
-	ctx, cancel := context.WithTimeout(parent, o.Timeout)
-	defer cancel()
-
 	r := &runner{
 		o:      o,
 		log:    o.Logger,
@@ -100,16 +101,34 @@ func execute(parent context.Context, o Options) (*Report, error) {
 		r.rep.Params.RawOrder = o.RawOrder
 	}
 
-	pool, err := db.Open(ctx, o.DatabaseURL, int32(o.Concurrency+2), slog.New(slog.DiscardHandler))
+	pool, err := db.Open(parent, o.DatabaseURL, int32(o.Concurrency+2), slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, err
 	}
 	defer pool.Close()
 	r.pool = pool
-	if err := pool.QueryRow(ctx, `SELECT current_setting('server_version'), current_setting('autovacuum')`).
+	if err := pool.QueryRow(parent, `SELECT current_setting('server_version'), current_setting('autovacuum')`).
 		Scan(&r.rep.Machine.PostgresVersion, &r.rep.Machine.Autovacuum); err != nil {
 		return nil, fmt.Errorf("cannot reach the database: %w", err)
 	}
+
+	// The pre-fill and the script come before the run and its timeout.
+	if o.PrefillEvents > 0 {
+		if r.rep.Prefill, err = r.prefill(parent); err != nil {
+			return nil, fmt.Errorf("pre-fill: %w", err)
+		}
+	}
+	if o.PgbenchScript != "" {
+		if err := r.writePgbenchScript(parent); err != nil {
+			return nil, err
+		}
+	}
+	if o.Events == 0 {
+		return r.rep, nil
+	}
+
+	ctx, cancel := context.WithTimeout(parent, o.Timeout)
+	defer cancel()
 	if r.rep.Machine.Autovacuum != "on" {
 		r.note("autovacuum is off: dead rows pile up in river_job and events, so processing slows down from run to run")
 	}

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -79,17 +81,29 @@ func TestValidate(t *testing.T) {
 	valid := Defaults()
 	valid.DatabaseURL = "postgres://localhost/x"
 	require.NoError(t, valid.Validate())
+	for _, change := range []func(*Options){
+		func(o *Options) { o.Events, o.PrefillEvents, o.PrefillEvaluations = 0, 10, 1000 },
+		func(o *Options) { o.Events, o.PgbenchScript = 0, "ingest.sql" },
+	} {
+		o := valid
+		change(&o)
+		require.NoError(t, o.Validate(), "--events 0 with something else to do")
+	}
 
 	for name, change := range map[string]func(*Options){
-		"no events":       func(o *Options) { o.Events = 0 },
-		"too many events": func(o *Options) { o.Events = MaxEvents + 1 },
-		"batch too large": func(o *Options) { o.Batch = MaxBatch + 1 },
-		"negative rate":   func(o *Options) { o.Rate = -1 },
-		"no concurrency":  func(o *Options) { o.Concurrency = 0 },
-		"bad raw order":   func(o *Options) { o.RawOrder = "sideways" },
-		"no timeout":      func(o *Options) { o.Timeout = 0 },
-		"not loopback":    func(o *Options) { o.URL = "http://10.0.0.1:8000" },
-		"no database":     func(o *Options) { o.DatabaseURL = "" },
+		"no events":                      func(o *Options) { o.Events = 0 },
+		"too many events":                func(o *Options) { o.Events = MaxEvents + 1 },
+		"batch too large":                func(o *Options) { o.Batch = MaxBatch + 1 },
+		"negative rate":                  func(o *Options) { o.Rate = -1 },
+		"no concurrency":                 func(o *Options) { o.Concurrency = 0 },
+		"bad raw order":                  func(o *Options) { o.RawOrder = "sideways" },
+		"no timeout":                     func(o *Options) { o.Timeout = 0 },
+		"not loopback":                   func(o *Options) { o.URL = "http://10.0.0.1:8000" },
+		"no database":                    func(o *Options) { o.DatabaseURL = "" },
+		"nothing to do":                  func(o *Options) { o.Events = 0 },
+		"negative prefill":               func(o *Options) { o.PrefillEvents = -1 },
+		"evaluations without events":     func(o *Options) { o.PrefillEvaluations = 1 },
+		"over 100 evaluations per event": func(o *Options) { o.PrefillEvents, o.PrefillEvaluations = 10, 1001 },
 	} {
 		o := valid
 		change(&o)
@@ -413,4 +427,121 @@ func TestProcessedNowAndFlowReadTheRunsEvents(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []int{20, 0, 0, 0, 0, 0}, received)
 	require.Equal(t, []int{0, 0, 5, 0, 0, 2}, finished, "failed events are finished too")
+}
+
+func TestPrefillAddsOnlyTheDifference(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.New(t)
+	prefill := func(events, evaluations int64) *Prefill {
+		r := &runner{pool: pool, log: slog.New(slog.DiscardHandler), rep: &Report{},
+			o: Options{PrefillEvents: events, PrefillEvaluations: evaluations}}
+		p, err := r.prefill(ctx)
+		require.NoError(t, err)
+		return p
+	}
+	type totals struct {
+		Events, Processed, Evaluations, Accounts, Rules, EnabledRules int64
+		WonCount, EventsOfWrongAccount, V7, IDsInTime                 int64
+		WonTotal, Amounts                                             float64
+	}
+	read := func() totals {
+		var s totals
+		require.NoError(t, pool.QueryRow(ctx, `
+			SELECT (SELECT count(*) FROM events),
+			       (SELECT count(*) FROM events WHERE status = 'processed' AND processed_at > received_at AND won_applied_at IS NOT NULL),
+			       (SELECT count(*) FROM evaluations e JOIN events ev ON ev.id = e.event_id AND ev.account_id = e.account_id
+			        WHERE e.trigger = 'event' AND e.matched = ((ev.payload->>'amount')::int > substring((SELECT condition FROM rules WHERE id = e.rule_id) FROM '\d+$')::int)),
+			       (SELECT count(*) FROM accounts WHERE metadata @> '{"bench_prefill": true}' AND status = 'active'),
+			       (SELECT count(*) FROM rules JOIN rule_versions v ON v.rule_id = rules.id AND v.version = 1),
+			       (SELECT count(*) FROM rules WHERE enabled),
+			       (SELECT sum(won_count) FROM accounts),
+			       (SELECT count(*) FROM events e JOIN accounts a ON a.id = e.account_id WHERE NOT a.metadata ? 'bench_prefill'),
+			       (SELECT count(*) FROM events WHERE substring(id::text FROM 15 FOR 1) = '7'),
+			       (SELECT count(*) FROM events WHERE abs(extract(epoch FROM received_at) * 1000 -
+			            ('x' || substring(replace(id::text, '-', '') FROM 1 FOR 12))::bit(48)::bigint) < 1),
+			       (SELECT sum(won_total) FROM accounts),
+			       (SELECT sum((payload->>'amount')::numeric) FROM events)`).
+			Scan(&s.Events, &s.Processed, &s.Evaluations, &s.Accounts, &s.Rules, &s.EnabledRules,
+				&s.WonCount, &s.EventsOfWrongAccount, &s.V7, &s.IDsInTime, &s.WonTotal, &s.Amounts))
+		return s
+	}
+
+	p := prefill(1000, 2000)
+	require.Equal(t, &Prefill{Accounts: prefillAccounts, Rules: 2, EventsAdded: 1000, EvaluationsAdded: 2000,
+		Seconds: p.Seconds, VacuumSeconds: p.VacuumSeconds}, p)
+	s := read()
+	require.Equal(t, totals{Events: 1000, Processed: 1000, Evaluations: 2000, Accounts: prefillAccounts, Rules: 2,
+		WonCount: 1000, V7: 1000, IDsInTime: 1000, WonTotal: s.Amounts, Amounts: s.Amounts}, s)
+
+	// Again with the same figures: nothing to add.
+	p = prefill(1000, 2000)
+	require.Equal(t, int64(1000), p.EventsBefore)
+	require.Equal(t, int64(2000), p.EvaluationsBefore)
+	require.Zero(t, p.EventsAdded)
+	require.Zero(t, p.EvaluationsAdded)
+	require.Equal(t, 2, p.Rules)
+	require.Equal(t, int64(1000), read().Events)
+
+	// More, at another ratio and over more than one chunk: only the
+	// difference is added, 1.5 evaluations per new event.
+	p = prefill(1000+prefillChunk+2000, 2000+(prefillChunk+2000)*3/2)
+	require.Equal(t, int64(prefillChunk+2000), p.EventsAdded)
+	require.Equal(t, int64(prefillChunk+2000)*3/2, p.EvaluationsAdded)
+	s = read()
+	require.Equal(t, int64(1000+prefillChunk+2000), s.Events)
+	require.Equal(t, s.Events, s.Processed)
+	require.Equal(t, int64(2000+(prefillChunk+2000)*3/2), s.Evaluations)
+	require.Equal(t, s.Events, s.V7)
+	require.Equal(t, s.Events, s.IDsInTime)
+	require.Equal(t, s.Events, s.WonCount)
+	require.InDelta(t, s.Amounts, s.WonTotal, 1e-6)
+	require.Zero(t, s.EnabledRules, "no run's event is evaluated against the pre-fill's rules")
+
+	var maxPerEvent int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT max(n) FROM (SELECT count(*) AS n FROM evaluations GROUP BY event_id) x`).Scan(&maxPerEvent))
+	require.Equal(t, 2, maxPerEvent)
+}
+
+func TestPgbenchScriptWritesTheRawIngestRows(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := dbtest.URL(t)
+	pool := dbtest.Pool(t, url)
+	accounts, err := rawAccounts(ctx, pool, 3, "pgbench", "pgbench")
+	require.NoError(t, err)
+
+	for _, batch := range []int{0, 250} {
+		script := pgbenchScript("pgbench", accounts, batch)
+		require.NotContains(t, script, "::", "pgbench reads :name as a variable")
+		_, err := pool.Exec(ctx, script)
+		require.NoError(t, err, "batch %d", batch)
+	}
+	var events, v7, jobs, named, distinctNamed int
+	require.NoError(t, pool.QueryRow(ctx, `
+		SELECT (SELECT count(*) FROM events WHERE account_id = ANY($1) AND status = 'pending'),
+		       (SELECT count(*) FROM events WHERE substring(id::text FROM 15 FOR 1) = '7'),
+		       (SELECT count(*) FROM river_job WHERE queue = $2 AND kind = 'events.process' AND max_attempts = 10 AND state = 'available'),
+		       (SELECT count(*) FROM river_job, jsonb_array_elements_text(args->'event_ids') AS named(id) JOIN events e ON e.id = named.id::uuid),
+		       (SELECT count(DISTINCT named.id) FROM river_job, jsonb_array_elements_text(args->'event_ids') AS named(id))`,
+		accounts, RawIngestQueue).Scan(&events, &v7, &jobs, &named, &distinctNamed))
+	require.Equal(t, 251, events)
+	require.Equal(t, 251, v7)
+	require.Equal(t, 1+3, jobs, "one job for the single event, three of up to 100 for the batch of 250")
+	require.Equal(t, 251, named)
+	require.Equal(t, 251, distinctNamed)
+
+	// With pgbench itself, where it is installed.
+	bin, err := exec.LookPath("pgbench")
+	if err != nil {
+		t.Log("pgbench is not installed; the script was run with pgx only")
+		return
+	}
+	path := filepath.Join(t.TempDir(), "ingest.sql")
+	require.NoError(t, os.WriteFile(path, []byte(pgbenchScript("pgbench", accounts, 0)), 0o600))
+	out, err := exec.CommandContext(ctx, bin, "-n", "-M", "prepared", "-f", path, "-c", "2", "-t", "5", url).CombinedOutput()
+	require.NoError(t, err, string(out))
+	require.Contains(t, string(out), "number of transactions actually processed: 10/10")
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE account_id = ANY($1)`, accounts).Scan(&events))
+	require.Equal(t, 251+10, events)
 }

@@ -15,18 +15,20 @@ import (
 // Report is what a run measured. Durations are in seconds and latencies in
 // milliseconds, so the JSON form reads without units.
 type Report struct {
-	RunID     string     `json:"run_id"`
-	Machine   Machine    `json:"machine"`
-	Params    Params     `json:"parameters"`
-	Ingest    Ingest     `json:"ingest"`
-	EndToEnd  EndToEnd   `json:"end_to_end"`
-	Pace      Pace       `json:"pace"`
-	Memory    Memory     `json:"server_memory"`
-	Raw       *Raw       `json:"raw,omitempty"`
-	RawIngest *RawIngest `json:"raw_ingest,omitempty"`
-	Check     Check      `json:"check"`
-	Notes     []string   `json:"notes,omitempty"`
-	Started   time.Time  `json:"started_at"`
+	RunID     string         `json:"run_id"`
+	Machine   Machine        `json:"machine"`
+	Params    Params         `json:"parameters"`
+	Ingest    Ingest         `json:"ingest"`
+	EndToEnd  EndToEnd       `json:"end_to_end"`
+	Pace      Pace           `json:"pace"`
+	Memory    Memory         `json:"server_memory"`
+	Raw       *Raw           `json:"raw,omitempty"`
+	RawIngest *RawIngest     `json:"raw_ingest,omitempty"`
+	Prefill   *Prefill       `json:"prefill,omitempty"`
+	Pgbench   *PgbenchScript `json:"pgbench_script,omitempty"`
+	Check     Check          `json:"check"`
+	Notes     []string       `json:"notes,omitempty"`
+	Started   time.Time      `json:"started_at"`
 }
 
 // Machine describes where the run happened.
@@ -205,6 +207,22 @@ func (r *Report) WriteText(w io.Writer) error {
 
 	fmt.Fprintf(tw, "ctrader bench, run %s, %s\n\n", r.RunID, r.Started.UTC().Format(time.RFC3339))
 	line("machine", "%d CPUs, %s, PostgreSQL %s (autovacuum %s)", r.Machine.CPUs, r.Machine.GoVersion, r.Machine.PostgresVersion, r.Machine.Autovacuum)
+	if pf := r.Prefill; pf != nil {
+		line("pre-fill", "%d processed events and %d evaluations on %d accounts and %d disabled rules of its own",
+			pf.EventsBefore+pf.EventsAdded, pf.EvaluationsBefore+pf.EvaluationsAdded, pf.Accounts, pf.Rules)
+		line("", "%d events and %d evaluations added in %.1f s (VACUUM ANALYZE %.1f s); %d and %d were there before",
+			pf.EventsAdded, pf.EvaluationsAdded, pf.Seconds, pf.VacuumSeconds, pf.EventsBefore, pf.EvaluationsBefore)
+	}
+	if pg := r.Pgbench; pg != nil {
+		line("pgbench script", "%s (%s per transaction, %d accounts of its own)", pg.Path, perTransaction(pg.Batch), pg.Accounts)
+		line("", "%s", pg.Command)
+	}
+	if p.Events == 0 {
+		for _, n := range r.Notes {
+			line("note", "%s", n)
+		}
+		return tw.Flush()
+	}
 	line("server", "%s", p.URL)
 	actions := "no actions"
 	if p.RuleActions {
