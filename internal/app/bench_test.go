@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -33,21 +34,41 @@ func TestBenchAgainstARunningServer(t *testing.T) {
 		return out.String(), err
 	}
 
+	// A pre-fill and a pgbench script alone, with no run: the pre-fill's
+	// rules are disabled, so the runs below still see two rules per event.
+	script := filepath.Join(t.TempDir(), "ingest.sql")
+	out, err := run("--events", "0", "--prefill-events", "300", "--prefill-evaluations", "600", "--pgbench-script", script, "--json")
+	require.NoError(t, err, out)
+	require.Regexp(t, regexp.MustCompile(`(?m)^pre-fill\s+300 processed events and 600 evaluations on 1000 accounts and 2 disabled rules`), out)
+	require.Regexp(t, regexp.MustCompile(`(?m)^\s+pgbench -n -M prepared -f \S+ingest.sql -c 4 -j \d -T 30 "\$DATABASE_URL"$`), out)
+	require.NotRegexp(t, regexp.MustCompile(`(?m)^check`), out, "no run, no check")
+	require.FileExists(t, script)
+	i := strings.Index(out, "\n{")
+	require.GreaterOrEqual(t, i, 0)
+	var prefilled bench.Report
+	require.NoError(t, json.Unmarshal([]byte(out[i+1:]), &prefilled))
+	require.Equal(t, int64(300), prefilled.Prefill.EventsAdded)
+	require.Equal(t, int64(600), prefilled.Prefill.EvaluationsAdded)
+	require.Equal(t, script, prefilled.Pgbench.Path)
+
 	// One event per request; memory from the server's /metrics.
-	out, err := run()
+	out, err = run()
 	require.NoError(t, err, out)
 	require.Regexp(t, regexp.MustCompile(`(?m)^check\s+OK: 200 events processed, none failed, 400 evaluations \(2 per event\)`), out)
 	require.Regexp(t, regexp.MustCompile(`(?m)^ingest\s+200 events in `), out)
 	require.Regexp(t, regexp.MustCompile(`(?m)^server RSS\s+peak \d`), out)
+	require.Regexp(t, regexp.MustCompile(`(?m)^kept pace\s+\d+\.\d% of the run's events processed when the last POST was answered \(\d+ of 200, `), out)
+	require.Regexp(t, regexp.MustCompile(`(?m)^stalls\s+`), out)
 
 	// Batches of 50, the raw reference, memory from /proc, and JSON. The first
 	// run's rules were deleted, so each event again sees two.
-	out, err = run("--batch", "50", "--raw", "--json", "--server-pid", strconv.Itoa(os.Getpid()))
+	out, err = run("--batch", "50", "--raw", "--raw-ingest", "--json", "--server-pid", strconv.Itoa(os.Getpid()))
 	require.NoError(t, err, out)
 	require.Regexp(t, regexp.MustCompile(`(?m)^check\s+OK: `), out)
-	require.Regexp(t, regexp.MustCompile(`ctrader ingest = \d+% of raw`), out)
+	require.Regexp(t, regexp.MustCompile(`ctrader ingest = \d+% of raw\n`), out)
+	require.Regexp(t, regexp.MustCompile(`ctrader ingest = \d+% of raw ingest, end to end = \d+% of raw ingest`), out)
 
-	i := strings.Index(out, "\n{")
+	i = strings.Index(out, "\n{")
 	require.GreaterOrEqual(t, i, 0, "the JSON report follows the table")
 	var rep bench.Report
 	require.NoError(t, json.Unmarshal([]byte(out[i+1:]), &rep))
@@ -68,6 +89,12 @@ func TestBenchAgainstARunningServer(t *testing.T) {
 	require.GreaterOrEqual(t, rep.EndToEnd.Latency.P99, rep.EndToEnd.Latency.P50)
 	require.True(t, rep.Memory.Available, rep.Memory.Reason)
 	require.Positive(t, rep.Memory.PeakMB)
+	require.Equal(t, 200, rep.Pace.StoredEventsAtLastPost, "every accepted event is stored when its POST is answered")
+	require.InDelta(t, float64(rep.Pace.ProcessedEventsAtLastPost)/200, rep.Pace.ProcessedAtLastPost, 1e-9)
+	require.Positive(t, rep.Pace.LastPostSeconds)
+	require.Positive(t, rep.Pace.AverageRate)
+	require.NotNil(t, rep.Pace.Stalls, "no stalls is an empty list")
+	require.InDelta(t, 250.0, rep.Pace.BucketMS, 1e-9)
 	require.NotNil(t, rep.Raw)
 	require.Empty(t, rep.Raw.Error)
 	require.Equal(t, 200, rep.Raw.Events)
@@ -75,6 +102,15 @@ func TestBenchAgainstARunningServer(t *testing.T) {
 	require.Positive(t, rep.Raw.EventsPerSecond)
 	require.Positive(t, rep.Raw.IngestPercent)
 	require.True(t, rep.Raw.Drained, "the server processes the raw run's jobs too")
+	require.Positive(t, rep.Raw.TransactionsPerSecond)
+	require.NotNil(t, rep.RawIngest)
+	require.Empty(t, rep.RawIngest.Error)
+	require.Equal(t, 200, rep.RawIngest.Events)
+	require.Equal(t, 4, rep.RawIngest.Transactions)
+	require.Positive(t, rep.RawIngest.TransactionsPerSecond)
+	require.Positive(t, rep.RawIngest.IngestPercent)
+	require.Positive(t, rep.RawIngest.EndToEndPercent)
+	require.True(t, rep.RawIngest.Removed)
 	require.NotEmpty(t, rep.Machine.PostgresVersion)
 }
 

@@ -2,12 +2,16 @@
 // accounts and rules through the API, posts won events (one per request or in
 // batches, as fast as possible or at a fixed rate), waits until the server's
 // workers have processed every one, and reads processing latencies and a
-// correctness check from the server's database. Optionally it also writes the
-// same transactions straight to Postgres, as a reference for what the HTTP
-// layer costs.
+// correctness check from the server's database, with how far processing had
+// got when the last POST was answered and where it stalled. Optionally it
+// also writes the same transactions straight to Postgres, as references for
+// what the HTTP layer costs: processed by the server (--raw) or by nothing
+// (--raw-ingest), and writes a pgbench script of them. Before a run it can
+// fill the database with processed history (--prefill-events).
 //
 // The run leaves its accounts and events in the database; its rules are
-// deleted at the end. Point it at a database meant for benchmarks.
+// deleted at the end, and the --raw-ingest reference removes what it wrote.
+// Point it at a database meant for benchmarks.
 package bench
 
 import (
@@ -56,7 +60,7 @@ func Run(ctx context.Context, o Options, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if !rep.Check.OK {
+	if o.Events > 0 && !rep.Check.OK {
 		return fmt.Errorf("%w: %s", ErrFailed, strings.Join(rep.Check.Problems, "; "))
 	}
 	return nil
@@ -75,9 +79,6 @@ type runner struct {
 
 // execute does the run. The report is nil only when the run could not start.
 func execute(parent context.Context, o Options) (*Report, error) {
-	ctx, cancel := context.WithTimeout(parent, o.Timeout)
-	defer cancel()
-
 	r := &runner{
 		o:      o,
 		log:    o.Logger,
@@ -96,20 +97,38 @@ func execute(parent context.Context, o Options) (*Report, error) {
 			ServerPID: o.ServerPID, Authenticated: o.Token != "",
 		},
 	}
-	if o.Raw {
+	if o.Raw || o.RawIngest {
 		r.rep.Params.RawOrder = o.RawOrder
 	}
 
-	pool, err := db.Open(ctx, o.DatabaseURL, int32(o.Concurrency+2), slog.New(slog.DiscardHandler))
+	pool, err := db.Open(parent, o.DatabaseURL, int32(o.Concurrency+2), slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, err
 	}
 	defer pool.Close()
 	r.pool = pool
-	if err := pool.QueryRow(ctx, `SELECT current_setting('server_version'), current_setting('autovacuum')`).
+	if err := pool.QueryRow(parent, `SELECT current_setting('server_version'), current_setting('autovacuum')`).
 		Scan(&r.rep.Machine.PostgresVersion, &r.rep.Machine.Autovacuum); err != nil {
 		return nil, fmt.Errorf("cannot reach the database: %w", err)
 	}
+
+	// The pre-fill and the script come before the run and its timeout.
+	if o.PrefillEvents > 0 {
+		if r.rep.Prefill, err = r.prefill(parent); err != nil {
+			return nil, fmt.Errorf("pre-fill: %w", err)
+		}
+	}
+	if o.PgbenchScript != "" {
+		if err := r.writePgbenchScript(parent); err != nil {
+			return nil, err
+		}
+	}
+	if o.Events == 0 {
+		return r.rep, nil
+	}
+
+	ctx, cancel := context.WithTimeout(parent, o.Timeout)
+	defer cancel()
 	if r.rep.Machine.Autovacuum != "on" {
 		r.note("autovacuum is off: dead rows pile up in river_job and events, so processing slows down from run to run")
 	}
@@ -132,6 +151,9 @@ func execute(parent context.Context, o Options) (*Report, error) {
 	}
 	r.rep.Params.OtherRules = expected - len(ruleIDs)
 
+	if o.RawIngest && o.RawOrder == "before" {
+		r.rep.RawIngest = r.runRawIngest(ctx, parent)
+	}
 	if o.Raw && o.RawOrder == "before" {
 		r.rep.Raw = r.runRaw(ctx)
 		if !r.rep.Raw.Drained {
@@ -141,6 +163,13 @@ func execute(parent context.Context, o Options) (*Report, error) {
 	if err := r.runHTTP(ctx, parent, accounts, expected); err != nil {
 		return nil, err
 	}
+	if o.RawIngest && o.RawOrder == "after" {
+		if ctx.Err() != nil {
+			r.note("raw ingest reference skipped: the timeout was reached first")
+		} else {
+			r.rep.RawIngest = r.runRawIngest(ctx, parent)
+		}
+	}
 	if o.Raw && o.RawOrder == "after" {
 		if ctx.Err() != nil {
 			r.note("raw reference skipped: the timeout was reached first")
@@ -148,13 +177,26 @@ func execute(parent context.Context, o Options) (*Report, error) {
 			r.rep.Raw = r.runRaw(ctx)
 		}
 	}
-	if raw := r.rep.Raw; raw != nil && raw.EventsPerSecond > 0 && r.rep.Ingest.EventsPerSecond > 0 {
-		raw.IngestPercent = 100 * r.rep.Ingest.EventsPerSecond / raw.EventsPerSecond
-		if min(raw.Seconds, r.rep.Ingest.Seconds) < 2 {
-			r.note("a timed phase lasted under 2 s: rates from phases this short are noisy, raise --events for a steadier comparison")
-		}
-	}
+	r.compare()
 	return r.rep, nil
+}
+
+// compare puts ctrader's rates beside the references'.
+func (r *runner) compare() {
+	in, e2e := r.rep.Ingest, r.rep.EndToEnd
+	short := false
+	if raw := r.rep.Raw; raw != nil && raw.EventsPerSecond > 0 && in.EventsPerSecond > 0 {
+		raw.IngestPercent = 100 * in.EventsPerSecond / raw.EventsPerSecond
+		short = short || raw.Seconds < 2
+	}
+	if ri := r.rep.RawIngest; ri != nil && ri.EventsPerSecond > 0 {
+		ri.IngestPercent = 100 * in.EventsPerSecond / ri.EventsPerSecond
+		ri.EndToEndPercent = 100 * e2e.EventsPerSecond / ri.EventsPerSecond
+		short = short || ri.Seconds < 2
+	}
+	if (r.rep.Raw != nil || r.rep.RawIngest != nil) && (short || in.Seconds < 2) {
+		r.note("a timed phase lasted under 2 s: rates from phases this short are noisy, raise --events for a steadier comparison")
+	}
 }
 
 func (r *runner) note(format string, args ...any) {
@@ -174,8 +216,18 @@ func (r *runner) runHTTP(ctx, parent context.Context, accounts []uuid.UUID, expe
 	r.log.Info("posting events", slog.Int("events", r.o.Events), slog.Int("concurrency", r.o.Concurrency), slog.Int("batch", r.o.Batch))
 	res := r.ingest(ctx, accounts)
 	r.rep.Ingest = res.report()
+	r.rep.Pace.BucketMS, r.rep.Pace.StallSeconds = ms(paceBucket), stallLimit.Seconds()
+	if stored, processed, at, err := r.processedNow(ctx, accounts); err == nil {
+		p := &r.rep.Pace
+		p.StoredEventsAtLastPost, p.ProcessedEventsAtLastPost = stored, processed
+		p.ProcessedAtLastPost = fraction(processed, stored)
+		p.LastPostSeconds = at.Sub(dbStart).Seconds()
+	} else if ctx.Err() == nil {
+		r.note("%v", err)
+	}
 	r.log.Info("events posted", slog.Int("accepted", res.accepted), slog.Int("errors", res.errors),
-		slog.Float64("events_per_second", math.Round(r.rep.Ingest.EventsPerSecond)))
+		slog.Float64("events_per_second", math.Round(r.rep.Ingest.EventsPerSecond)),
+		slog.Float64("processed_at_last_post", r.rep.Pace.ProcessedAtLastPost))
 
 	r.log.Info("waiting for the server to process them")
 	_, timedOut, err := r.waitProcessed(ctx, res.ids, "processing")
@@ -193,6 +245,13 @@ func (r *runner) runHTTP(ctx, parent context.Context, accounts []uuid.UUID, expe
 	}
 	e2e.TimedOut = timedOut
 	r.rep.EndToEnd = e2e
+
+	received, finished, err := r.flow(qctx, accounts, dbStart, paceBucket)
+	if err != nil {
+		return err
+	}
+	p := &r.rep.Pace
+	p.AverageRate, p.Stalls, p.WorstStall = findStalls(received, finished, paceBucket, stallLimit)
 
 	check, err := r.check(qctx, res.ids, expected)
 	if err != nil {

@@ -15,6 +15,9 @@ import (
 // MaxEvents bounds --events.
 const MaxEvents = 10_000_000
 
+// MaxPrefill bounds --prefill-events.
+const MaxPrefill = 1_000_000_000
+
 // MaxBatch is the most events POST /v1/events/batch accepts.
 const MaxBatch = 1000
 
@@ -31,11 +34,21 @@ type Options struct {
 	Batch       int     // 0: POST /v1/events; >0: POST /v1/events/batch with this many events
 	Rate        float64 // events per second; 0: as fast as possible
 	Timeout     time.Duration
-	Raw         bool
+	Raw         bool   // the same transactions straight to Postgres, processed by the server
+	RawIngest   bool   // the same transactions straight to Postgres, processed by nothing
 	RawOrder    string // "before" or "after" the HTTP run
 	ServerPID   int
 	JSON        bool
-	Logger      *slog.Logger // progress; nil discards it
+
+	// PrefillEvents and PrefillEvaluations are the processed history the
+	// database should hold before the run (see prefill).
+	PrefillEvents      int64
+	PrefillEvaluations int64
+	// PgbenchScript is where to write a pgbench script of the raw ingest
+	// reference's transactions; empty writes none.
+	PgbenchScript string
+
+	Logger *slog.Logger // progress; nil discards it
 }
 
 // Defaults returns the options of a plain `ctrader bench`.
@@ -67,16 +80,26 @@ func (o *Options) Register(fs *flag.FlagSet) {
 	fs.Float64Var(&o.Rate, "rate", o.Rate, "events per second, sent on a fixed schedule with latency measured from the scheduled time; 0 sends as fast as possible")
 	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "stop after this long and report whatever is unfinished")
 	fs.BoolVar(&o.Raw, "raw", o.Raw, "also write the same transactions straight to Postgres (pgx and River, no HTTP) as a reference")
-	fs.StringVar(&o.RawOrder, "raw-order", o.RawOrder, "run the raw reference before or after the HTTP run")
+	fs.BoolVar(&o.RawIngest, "raw-ingest", o.RawIngest, "also write the same transactions straight to Postgres with their jobs on a queue nothing works (ingest alone, nothing processing), then remove them")
+	fs.StringVar(&o.RawOrder, "raw-order", o.RawOrder, "run the raw references before or after the HTTP run")
 	fs.IntVar(&o.ServerPID, "server-pid", o.ServerPID, "server process id: sample VmRSS from /proc every 100ms; without it, scrape process_resident_memory_bytes from /metrics every 250ms")
 	fs.BoolVar(&o.JSON, "json", o.JSON, "print the report as JSON after the table")
+	fs.Int64Var(&o.PrefillEvents, "prefill-events", o.PrefillEvents, "before the run, add processed won events on accounts of their own until they hold this many (about 450 bytes each with indexes)")
+	fs.Int64Var(&o.PrefillEvaluations, "prefill-evaluations", o.PrefillEvaluations, "with --prefill-events: the evaluations those events should have in all, on disabled rules of their own (about 400 bytes each with indexes)")
+	fs.StringVar(&o.PgbenchScript, "pgbench-script", o.PgbenchScript, "write a pgbench script of the raw ingest reference's transactions to this file, on accounts created for it")
 }
 
 // Validate checks o before anything is sent.
 func (o *Options) Validate() error {
 	switch {
-	case o.Events < 1 || o.Events > MaxEvents:
+	case o.Events < 0 || o.Events > MaxEvents:
 		return fmt.Errorf("--events must be from 1 to %d", MaxEvents)
+	case o.Events == 0 && o.PrefillEvents == 0 && o.PgbenchScript == "":
+		return errors.New("--events 0 runs nothing: it is for --prefill-events or --pgbench-script alone")
+	case o.PrefillEvents < 0 || o.PrefillEvents > MaxPrefill:
+		return fmt.Errorf("--prefill-events must be from 0 to %d", MaxPrefill)
+	case o.PrefillEvaluations < 0 || o.PrefillEvaluations > maxPrefillRules*o.PrefillEvents:
+		return fmt.Errorf("--prefill-evaluations must be from 0 to %d times --prefill-events", maxPrefillRules)
 	case o.Accounts < 1 || o.Accounts > 100_000:
 		return errors.New("--accounts must be from 1 to 100000")
 	case o.Rules < 0 || o.Rules > 100:

@@ -25,7 +25,7 @@ import (
 // process them, and runRaw waits until they have.
 func (r *runner) runRaw(ctx context.Context) *Raw {
 	raw := &Raw{Concurrency: r.o.Concurrency, Batch: r.o.Batch, Order: r.o.RawOrder}
-	accounts, err := rawAccounts(ctx, r.pool, r.o.Accounts, r.runID)
+	accounts, err := rawAccounts(ctx, r.pool, r.o.Accounts, r.runID, "raw")
 	if err != nil {
 		raw.Error = err.Error()
 		return raw
@@ -47,6 +47,7 @@ func (r *runner) runRaw(ctx context.Context) *Raw {
 	raw.Events, raw.Transactions = res.events, res.transactions
 	raw.Seconds = res.wall.Seconds()
 	raw.EventsPerSecond = perSecond(res.events, raw.Seconds)
+	raw.TransactionsPerSecond = perSecond(res.transactions, raw.Seconds)
 	raw.Latency = summarize(res.latencies)
 	if res.events < r.o.Events && raw.Error == "" {
 		r.note("the raw reference wrote %d of %d events before the timeout", res.events, r.o.Events)
@@ -89,12 +90,12 @@ func newInserter(pool *pgxpool.Pool) (*river.Client[pgx.Tx], error) {
 }
 
 // rawAccounts creates k provisioned accounts directly, without their
-// provisioning jobs.
-func rawAccounts(ctx context.Context, pool *pgxpool.Pool, k int, runID string) ([]uuid.UUID, error) {
+// provisioning jobs, named and marked with the run and what they are for.
+func rawAccounts(ctx context.Context, pool *pgxpool.Pool, k int, runID, purpose string) ([]uuid.UUID, error) {
 	ins := make([]account.CreateInput, k)
-	metadata := map[string]any{"bench_run": runID, "raw": true}
+	metadata := map[string]any{"bench_run": runID, purpose: true}
 	for i := range ins {
-		ins[i] = account.CreateInput{Name: fmt.Sprintf("bench %s raw %d", runID, i), Metadata: metadata}
+		ins[i] = account.CreateInput{Name: fmt.Sprintf("bench %s %s %d", runID, purpose, i), Metadata: metadata}
 	}
 	ids, err := account.CopyActive(ctx, pool, ins)
 	if err != nil {

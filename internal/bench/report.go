@@ -15,16 +15,20 @@ import (
 // Report is what a run measured. Durations are in seconds and latencies in
 // milliseconds, so the JSON form reads without units.
 type Report struct {
-	RunID    string    `json:"run_id"`
-	Machine  Machine   `json:"machine"`
-	Params   Params    `json:"parameters"`
-	Ingest   Ingest    `json:"ingest"`
-	EndToEnd EndToEnd  `json:"end_to_end"`
-	Memory   Memory    `json:"server_memory"`
-	Raw      *Raw      `json:"raw,omitempty"`
-	Check    Check     `json:"check"`
-	Notes    []string  `json:"notes,omitempty"`
-	Started  time.Time `json:"started_at"`
+	RunID     string         `json:"run_id"`
+	Machine   Machine        `json:"machine"`
+	Params    Params         `json:"parameters"`
+	Ingest    Ingest         `json:"ingest"`
+	EndToEnd  EndToEnd       `json:"end_to_end"`
+	Pace      Pace           `json:"pace"`
+	Memory    Memory         `json:"server_memory"`
+	Raw       *Raw           `json:"raw,omitempty"`
+	RawIngest *RawIngest     `json:"raw_ingest,omitempty"`
+	Prefill   *Prefill       `json:"prefill,omitempty"`
+	Pgbench   *PgbenchScript `json:"pgbench_script,omitempty"`
+	Check     Check          `json:"check"`
+	Notes     []string       `json:"notes,omitempty"`
+	Started   time.Time      `json:"started_at"`
 }
 
 // Machine describes where the run happened.
@@ -99,18 +103,39 @@ type Memory struct {
 
 // Raw is the reference run straight to Postgres.
 type Raw struct {
-	Events          int     `json:"events"`
-	Transactions    int     `json:"transactions"`
-	Concurrency     int     `json:"concurrency"`
-	Batch           int     `json:"batch"`
-	Seconds         float64 `json:"seconds"`
-	EventsPerSecond float64 `json:"events_per_second"`
-	Latency         Latency `json:"transaction_latency"`
-	IngestPercent   float64 `json:"ctrader_ingest_percent_of_raw"`
-	Order           string  `json:"order"`
-	Drained         bool    `json:"drained"`
-	DrainSeconds    float64 `json:"drain_seconds"`
-	Error           string  `json:"error,omitempty"`
+	Events                int     `json:"events"`
+	Transactions          int     `json:"transactions"`
+	Concurrency           int     `json:"concurrency"`
+	Batch                 int     `json:"batch"`
+	Seconds               float64 `json:"seconds"`
+	EventsPerSecond       float64 `json:"events_per_second"`
+	TransactionsPerSecond float64 `json:"transactions_per_second"`
+	Latency               Latency `json:"transaction_latency"`
+	IngestPercent         float64 `json:"ctrader_ingest_percent_of_raw"`
+	Order                 string  `json:"order"`
+	Drained               bool    `json:"drained"`
+	DrainSeconds          float64 `json:"drain_seconds"`
+	Error                 string  `json:"error,omitempty"`
+}
+
+// RawIngest is the reference run straight to Postgres with nothing
+// processing its events: what Postgres alone accepts on this machine, the
+// measure ctrader's ingest and end-to-end rates are compared with.
+type RawIngest struct {
+	Events                int     `json:"events"`
+	Transactions          int     `json:"transactions"`
+	Concurrency           int     `json:"concurrency"`
+	Batch                 int     `json:"batch"`
+	Queue                 string  `json:"queue"`
+	Seconds               float64 `json:"seconds"`
+	EventsPerSecond       float64 `json:"events_per_second"`
+	TransactionsPerSecond float64 `json:"transactions_per_second"`
+	Latency               Latency `json:"transaction_latency"`
+	IngestPercent         float64 `json:"ctrader_ingest_percent_of_raw_ingest"`
+	EndToEndPercent       float64 `json:"ctrader_end_to_end_percent_of_raw_ingest"`
+	Order                 string  `json:"order"`
+	Removed               bool    `json:"removed"` // its jobs, events and accounts were deleted afterwards
+	Error                 string  `json:"error,omitempty"`
 }
 
 // Check is the correctness verdict over the events the HTTP run posted.
@@ -156,6 +181,14 @@ func summarize(samples []time.Duration) Latency {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
+// fraction is part over whole, or 0 for no whole.
+func fraction(part, whole int) float64 {
+	if whole <= 0 {
+		return 0
+	}
+	return float64(part) / float64(whole)
+}
+
 // perSecond is n over seconds, or 0 for a span that is not positive.
 func perSecond(n int, seconds float64) float64 {
 	if seconds <= 0 {
@@ -174,6 +207,22 @@ func (r *Report) WriteText(w io.Writer) error {
 
 	fmt.Fprintf(tw, "ctrader bench, run %s, %s\n\n", r.RunID, r.Started.UTC().Format(time.RFC3339))
 	line("machine", "%d CPUs, %s, PostgreSQL %s (autovacuum %s)", r.Machine.CPUs, r.Machine.GoVersion, r.Machine.PostgresVersion, r.Machine.Autovacuum)
+	if pf := r.Prefill; pf != nil {
+		line("pre-fill", "%d processed events and %d evaluations on %d accounts and %d disabled rules of its own",
+			pf.EventsBefore+pf.EventsAdded, pf.EvaluationsBefore+pf.EvaluationsAdded, pf.Accounts, pf.Rules)
+		line("", "%d events and %d evaluations added in %.1f s (VACUUM ANALYZE %.1f s); %d and %d were there before",
+			pf.EventsAdded, pf.EvaluationsAdded, pf.Seconds, pf.VacuumSeconds, pf.EventsBefore, pf.EvaluationsBefore)
+	}
+	if pg := r.Pgbench; pg != nil {
+		line("pgbench script", "%s (%s per transaction, %d accounts of its own)", pg.Path, perTransaction(pg.Batch), pg.Accounts)
+		line("", "%s", pg.Command)
+	}
+	if p.Events == 0 {
+		for _, n := range r.Notes {
+			line("note", "%s", n)
+		}
+		return tw.Flush()
+	}
 	line("server", "%s", p.URL)
 	actions := "no actions"
 	if p.RuleActions {
@@ -206,6 +255,19 @@ func (r *Report) WriteText(w io.Writer) error {
 	e := r.EndToEnd
 	line("end to end", "%d events processed in %.3f s = %.0f events/s (first POST to last processed_at)", e.Processed, e.Seconds, e.EventsPerSecond)
 	line("  received→processed", "%s", latencyText(e.Latency))
+	pc := r.Pace
+	line("kept pace", "%.1f%% of the run's events processed when the last POST was answered (%d of %d, %.3f s in)",
+		100*pc.ProcessedAtLastPost, pc.ProcessedEventsAtLastPost, pc.StoredEventsAtLastPost, pc.LastPostSeconds)
+	if len(pc.Stalls) == 0 {
+		line("stalls", "none (no stretch over %g s below half the average of %.0f events/s while events waited; %g ms buckets)",
+			pc.StallSeconds, pc.AverageRate, pc.BucketMS)
+	} else {
+		line("stalls", "%d over %g s below half the average of %.0f events/s while events waited (%g ms buckets); worst %s",
+			len(pc.Stalls), pc.StallSeconds, pc.AverageRate, pc.BucketMS, stallText(*pc.WorstStall))
+		for _, s := range pc.Stalls {
+			line("  stall", "%s", stallText(s))
+		}
+	}
 
 	m := r.Memory
 	if m.Available {
@@ -215,15 +277,12 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 
 	if raw := r.Raw; raw != nil {
-		per := "1 event"
-		if raw.Batch > 0 {
-			per = fmt.Sprintf("%d events", raw.Batch)
-		}
+		per := perTransaction(raw.Batch)
 		if raw.Error != "" {
 			line("raw reference", "failed: %s", raw.Error)
 		} else {
-			line("raw reference", "%d events in %.3f s = %.0f events/s (pgx + River InsertTx, no HTTP; concurrency %d, %s per transaction, run %s)",
-				raw.Events, raw.Seconds, raw.EventsPerSecond, raw.Concurrency, per, raw.Order)
+			line("raw reference", "%d events in %.3f s = %.0f events/s, %.0f transactions/s (pgx + River InsertTx, no HTTP, processed by the server; concurrency %d, %s per transaction, run %s)",
+				raw.Events, raw.Seconds, raw.EventsPerSecond, raw.TransactionsPerSecond, raw.Concurrency, per, raw.Order)
 			line("  transaction latency", "%s", latencyText(raw.Latency))
 			if raw.IngestPercent > 0 {
 				line("  comparison", "ctrader ingest = %.0f%% of raw", raw.IngestPercent)
@@ -233,6 +292,21 @@ func (r *Report) WriteText(w io.Writer) error {
 			} else {
 				line("  raw backlog", "not processed yet after %.1f s", raw.DrainSeconds)
 			}
+		}
+	}
+	if ri := r.RawIngest; ri != nil {
+		if ri.Error != "" {
+			line("raw ingest", "failed: %s", ri.Error)
+		} else {
+			line("raw ingest", "%d events in %.3f s = %.0f events/s, %.0f transactions/s (pgx + River InsertTx, no HTTP, jobs on queue %s that nothing works; concurrency %d, %s per transaction, run %s)",
+				ri.Events, ri.Seconds, ri.EventsPerSecond, ri.TransactionsPerSecond, ri.Queue, ri.Concurrency, perTransaction(ri.Batch), ri.Order)
+			line("  transaction latency", "%s", latencyText(ri.Latency))
+			if ri.IngestPercent > 0 || ri.EndToEndPercent > 0 {
+				line("  comparison", "ctrader ingest = %.0f%% of raw ingest, end to end = %.0f%% of raw ingest", ri.IngestPercent, ri.EndToEndPercent)
+			}
+		}
+		if !ri.Removed {
+			line("  cleanup", "its rows were not removed (see the notes)")
 		}
 	}
 	fmt.Fprintln(tw)
@@ -254,6 +328,18 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
+}
+
+func stallText(s Stall) string {
+	return fmt.Sprintf("%.2f s from %.2f s in, at %.0f events/s", s.Seconds, s.StartSeconds, s.Rate)
+}
+
+// perTransaction says how many events a reference run wrote per transaction.
+func perTransaction(batch int) string {
+	if batch > 0 {
+		return fmt.Sprintf("%d events", batch)
+	}
+	return "1 event"
 }
 
 func latencyText(l Latency) string {
