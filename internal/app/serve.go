@@ -20,6 +20,7 @@ import (
 
 	"github.com/ctrader/ctrader/internal/account"
 	"github.com/ctrader/ctrader/internal/auth"
+	"github.com/ctrader/ctrader/internal/backlog"
 	"github.com/ctrader/ctrader/internal/config"
 	"github.com/ctrader/ctrader/internal/db"
 	"github.com/ctrader/ctrader/internal/egress"
@@ -48,6 +49,8 @@ type process struct {
 	webhooks *webhook.Service
 	metrics  *metrics.Metrics
 	security httpapi.Security
+	// background runs alongside the server until it stops.
+	background []func(context.Context)
 }
 
 func startProcess(ctx context.Context, name string, args []string, getenv func(string) string, stderr io.Writer) (_ *process, err error) {
@@ -207,6 +210,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		p.pool.Close()
 		return err
 	}
+	// The lag is sampled only where events are posted, and only when it
+	// can refuse them.
+	var lag *backlog.Watcher
+	if p.cfg.IngestMaxLag > 0 {
+		lag = backlog.NewWatcher(p.pool, 0, p.logger.With(slog.String("component", "backlog")))
+		p.background = append(p.background, lag.Run)
+	}
 	handler := httpapi.Handler(httpapi.Deps{
 		Security:    p.security,
 		Metrics:     p.metrics,
@@ -220,6 +230,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Webhooks:    p.webhooks,
 		JobRetrier:  p.river,
 		RiverUI:     ui,
+		Backlog:     lag,
+		MaxLag:      p.cfg.IngestMaxLag,
 	})
 	return p.run(ctx, addr, handler, ui.Start)
 }
@@ -267,6 +279,9 @@ func (p *process) run(ctx context.Context, addr string, handler http.Handler, st
 		}
 	}
 	go p.metrics.RunQueueDepth(baseCtx, p.pool, 15*time.Second, p.logger)
+	for _, run := range p.background {
+		go run(baseCtx)
+	}
 	if p.cfg.PprofAddr != "" {
 		go servePprof(baseCtx, p.cfg.PprofAddr, p.logger)
 	}

@@ -56,6 +56,7 @@ type Config struct {
 	WriteRateBurst  int
 	PprofAddr       string
 	VacuumInterval  time.Duration
+	IngestMaxLag    time.Duration
 }
 
 // FlagError is a command line the flag package refused. The flag package has

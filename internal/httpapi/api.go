@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
@@ -44,6 +45,10 @@ type Deps struct {
 	Metrics *metrics.Metrics
 	// RiverUI, when set, is served under /riverui/.
 	RiverUI http.Handler
+	// Backlog, when set, makes posting events answer 503 while event
+	// processing lags more than MaxLag behind.
+	Backlog interface{ Lag() time.Duration }
+	MaxLag  time.Duration
 }
 
 // Config returns the Huma configuration. Huma's default docs page loads its

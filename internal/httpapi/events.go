@@ -3,7 +3,9 @@ package httpapi
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -85,7 +87,29 @@ type createEventOutput struct {
 	Body     Event
 }
 
+// pushBack answers 503 with Retry-After while event processing lags more
+// than MaxLag behind ingest: a client asked to wait is better served than
+// one whose event would wait behind an ever longer queue. Nothing is stored.
+func (h *handlers) pushBack(ctx context.Context) error {
+	if h.Backlog == nil || h.MaxLag <= 0 {
+		return nil
+	}
+	lag := h.Backlog.Lag()
+	if lag <= h.MaxLag {
+		return nil
+	}
+	h.Metrics.IngestRefused()
+	p := newProblem(ctx, http.StatusServiceUnavailable,
+		fmt.Sprintf("event processing is %.0f s behind; retry after the time in Retry-After", lag.Seconds()), nil)
+	wait := min(max(int(math.Ceil((lag-h.MaxLag).Seconds())), 1), 30)
+	p.headers.Set("Retry-After", strconv.Itoa(wait))
+	return p
+}
+
 func (h *handlers) createEvent(ctx context.Context, in *createEventInput) (*createEventOutput, error) {
+	if err := h.pushBack(ctx); err != nil {
+		return nil, err
+	}
 	idem, err := idempotency.NewRequest(subjectOf(ctx), "events.create", in.IdempotencyKey, in.Body)
 	if err != nil {
 		return nil, fail(ctx, h.Logger, err)
@@ -132,6 +156,9 @@ type createEventBatchOutput struct {
 }
 
 func (h *handlers) createEventBatch(ctx context.Context, in *createEventBatchInput) (*createEventBatchOutput, error) {
+	if err := h.pushBack(ctx); err != nil {
+		return nil, err
+	}
 	idem, err := idempotency.NewRequest(subjectOf(ctx), "events.batch", in.IdempotencyKey, in.Body)
 	if err != nil {
 		return nil, fail(ctx, h.Logger, err)

@@ -10,16 +10,20 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertest"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ctrader/ctrader/internal/backlog"
+	"github.com/ctrader/ctrader/internal/dbtest"
 	"github.com/ctrader/ctrader/internal/httpapi"
 	"github.com/ctrader/ctrader/internal/jobs"
 	"github.com/ctrader/ctrader/internal/queue"
@@ -732,4 +736,42 @@ func TestMalformedChunkedBodyIsABadRequest(t *testing.T) {
 		require.Equal(t, "application/problem+json", resp.Header.Get("Content-Type"))
 		require.Contains(t, string(body), `"code":"malformed"`)
 	}
+}
+
+// While event processing lags more than MaxLag behind, posting events
+// answers 503 with a Retry-After that says how far behind it is, and stores
+// nothing; once it has caught up, posts are accepted again.
+func TestPostingEventsPushesBackWhileProcessingLags(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	watcher := backlog.NewWatcher(pool, 0, dbtest.Logger(t))
+	b := setupWith(t, pool, httpapi.Security{Open: true}, nil, func(d *httpapi.Deps) {
+		d.Backlog, d.MaxLag = watcher, 2*time.Second
+	})
+	ctx := context.Background()
+	a := b.createAccount(t, "John Doe")
+	// A job due ten seconds ago that nothing has worked.
+	old, err := b.client.Insert(ctx, jobs.EventsProcess{EventIDs: []uuid.UUID{uuid.Must(uuid.NewV7())}},
+		&river.InsertOpts{ScheduledAt: time.Now().Add(-10 * time.Second)})
+	require.NoError(t, err)
+	require.NoError(t, watcher.Sample(ctx))
+	require.InDelta(t, 10, watcher.Lag().Seconds(), 2)
+
+	for _, r := range []response{
+		b.postJSON(t, "/v1/events", eventJSON(a, "login", "")),
+		b.postJSON(t, "/v1/events/batch", batchJSON(eventJSON(a, "login", ""))),
+	} {
+		p := requireProblem(t, r, http.StatusServiceUnavailable, "unavailable")
+		require.Contains(t, p.Detail, "behind")
+		wait, err := strconv.Atoi(r.header.Get("Retry-After"))
+		require.NoError(t, err)
+		require.InDelta(t, 8, wait, 2)
+	}
+	require.Zero(t, count(t, b.pool, "events"), "nothing is stored")
+
+	_, err = b.client.JobDelete(ctx, old.Job.ID)
+	require.NoError(t, err)
+	require.NoError(t, watcher.Sample(ctx))
+	r := b.postJSON(t, "/v1/events", eventJSON(a, "login", ""))
+	require.Equal(t, http.StatusAccepted, r.status, string(r.body))
 }

@@ -37,15 +37,16 @@ func setupWithPool(t *testing.T, pool *pgxpool.Pool) *testBundle {
 	return setupWith(t, pool, httpapi.Security{Open: true}, nil)
 }
 
-// setupWith serves the API over pool with the given security and metrics.
-func setupWith(t testing.TB, pool *pgxpool.Pool, security httpapi.Security, m *metrics.Metrics) *testBundle {
+// setupWith serves the API over pool with the given security and metrics;
+// tweaks change the dependencies further.
+func setupWith(t testing.TB, pool *pgxpool.Pool, security httpapi.Security, m *metrics.Metrics, tweaks ...func(*httpapi.Deps)) *testBundle {
 	t.Helper()
 	logger := dbtest.Logger(t)
 	client, err := worker.NewClient(pool, logger, worker.Options{})
 	require.NoError(t, err)
 	compiler, err := rule.NewCompiler()
 	require.NoError(t, err)
-	srv := httptest.NewServer(httpapi.Handler(httpapi.Deps{
+	deps := httpapi.Deps{
 		Logger:      logger,
 		Pool:        pool,
 		Accounts:    account.NewService(pool, client),
@@ -57,7 +58,11 @@ func setupWith(t testing.TB, pool *pgxpool.Pool, security httpapi.Security, m *m
 		JobRetrier:  client,
 		Security:    security,
 		Metrics:     m,
-	}))
+	}
+	for _, tweak := range tweaks {
+		tweak(&deps)
+	}
+	srv := httptest.NewServer(httpapi.Handler(deps))
 	t.Cleanup(srv.Close)
 	return &testBundle{pool: pool, server: srv, client: client}
 }

@@ -63,6 +63,7 @@ type Metrics struct {
 	queueDepthRefresh prometheus.Gauge
 
 	eventsIngested  prometheus.Counter
+	ingestRefused   prometheus.Counter
 	eventProcessing prometheus.Histogram
 	ruleEvaluations *prometheus.CounterVec
 	ruleDuration    prometheus.Histogram
@@ -126,6 +127,11 @@ func New() *Metrics {
 			Name:      "events_ingested_total",
 			Help:      "Events accepted for processing.",
 		}),
+		ingestRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "ingest_refused_total",
+			Help:      "Event posts answered 503 because processing lagged more than INGEST_MAX_LAG behind.",
+		}),
 		eventProcessing: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace,
 			Name:      "event_processing_seconds",
@@ -157,7 +163,7 @@ func New() *Metrics {
 		m.httpRequests, m.httpDuration,
 		m.jobs, m.jobRun, m.jobQueueLatency,
 		m.queueJobs, m.queueDepthErrors, m.queueDepthRefresh,
-		m.eventsIngested, m.eventProcessing,
+		m.eventsIngested, m.ingestRefused, m.eventProcessing,
 		m.ruleEvaluations, m.ruleDuration,
 		m.webhooks,
 	)
@@ -206,6 +212,14 @@ func (m *Metrics) EventsIngested(n int) {
 		return
 	}
 	m.eventsIngested.Add(float64(n))
+}
+
+// IngestRefused counts a post refused because processing lagged behind.
+func (m *Metrics) IngestRefused() {
+	if m == nil {
+		return
+	}
+	m.ingestRefused.Inc()
 }
 
 // EventProcessed records the time from an event's receipt to the end of its
