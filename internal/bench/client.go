@@ -135,23 +135,28 @@ func snippet(b []byte) string {
 
 // post sends one event request. It returns the status (0 when no answer
 // came), the ids of the stored events on success, and otherwise a short
-// description of what went wrong.
-func (r *runner) post(ctx context.Context, path string, body []byte) (int, []uuid.UUID, string) {
+// description of what went wrong and the Retry-After of a 503 (capped at a
+// minute).
+func (r *runner) post(ctx context.Context, path string, body []byte) (int, []uuid.UUID, string, time.Duration) {
 	req, err := r.newRequest(ctx, http.MethodPost, path, body)
 	if err != nil {
-		return 0, nil, err.Error()
+		return 0, nil, err.Error(), 0
 	}
 	resp, err := r.client.Do(req)
 	if err != nil {
-		return 0, nil, err.Error()
+		return 0, nil, err.Error(), 0
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return 0, nil, err.Error()
+		return 0, nil, err.Error(), 0
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return resp.StatusCode, nil, resp.Status + ": " + snippet(data)
+		var wait time.Duration
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 && resp.StatusCode == http.StatusServiceUnavailable {
+			wait = time.Duration(min(s, 60)) * time.Second
+		}
+		return resp.StatusCode, nil, resp.Status + ": " + snippet(data), wait
 	}
 	var out struct {
 		ID     uuid.UUID `json:"id"`
@@ -160,14 +165,14 @@ func (r *runner) post(ctx context.Context, path string, body []byte) (int, []uui
 		} `json:"events"`
 	}
 	if err := json.Unmarshal(data, &out); err != nil {
-		return 0, nil, "decode answer: " + err.Error()
+		return 0, nil, "decode answer: " + err.Error(), 0
 	}
 	if out.Events == nil {
-		return resp.StatusCode, []uuid.UUID{out.ID}, ""
+		return resp.StatusCode, []uuid.UUID{out.ID}, "", 0
 	}
 	ids := make([]uuid.UUID, len(out.Events))
 	for i, e := range out.Events {
 		ids[i] = e.ID
 	}
-	return resp.StatusCode, ids, ""
+	return resp.StatusCode, ids, "", 0
 }

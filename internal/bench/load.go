@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	mrand "math/rand/v2"
+	"net/http"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,7 @@ type ingestResult struct {
 	ids       []uuid.UUID
 	latencies []time.Duration
 	requests  int
+	pushed    int // 503 answers with Retry-After, waited out and sent again
 	accepted  int
 	errors    int
 	byStatus  map[string]int
@@ -28,7 +30,7 @@ type ingestResult struct {
 
 func (res *ingestResult) report() Ingest {
 	in := Ingest{
-		Accepted: res.accepted, Requests: res.requests, Errors: res.errors, FirstError: res.firstErr,
+		Accepted: res.accepted, Requests: res.requests, PushedBack: res.pushed, Errors: res.errors, FirstError: res.firstErr,
 		Seconds: res.wall.Seconds(), Latency: summarize(res.latencies), StoppedEarly: res.stopped, TimedOut: res.timedOut,
 	}
 	if len(res.byStatus) > 0 {
@@ -87,7 +89,19 @@ func (r *runner) ingest(ctx context.Context, accounts []uuid.UUID) *ingestResult
 		return func(ctx context.Context, s slot) error {
 			n := min(per, r.o.Events-s.index*per)
 			body = eventsBody(body[:0], rng, accounts, n, r.o.Batch > 0)
-			status, ids, msg := r.post(ctx, path, body)
+			status, ids, msg, retryAfter := r.post(ctx, path, body)
+			// The server pushing back (503 with Retry-After) stored nothing:
+			// wait as told and send the same request again, as a client
+			// should; the wait counts in its latency.
+			for status == http.StatusServiceUnavailable && retryAfter > 0 {
+				out.pushed++
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(retryAfter):
+				}
+				status, ids, msg, retryAfter = r.post(ctx, path, body)
+			}
 			latency := time.Since(s.at)
 			if status == 0 && ctx.Err() != nil {
 				return nil // cut short by the timeout or an early stop: neither success nor failure
@@ -129,6 +143,7 @@ func (res *ingestResult) add(o *ingestResult) {
 	res.ids = append(res.ids, o.ids...)
 	res.latencies = append(res.latencies, o.latencies...)
 	res.requests += o.requests
+	res.pushed += o.pushed
 	res.accepted += o.accepted
 	for k, v := range o.byStatus {
 		res.byStatus[k] += v

@@ -69,6 +69,7 @@ type Latency struct {
 type Ingest struct {
 	Accepted        int            `json:"accepted_events"`
 	Requests        int            `json:"requests"`
+	PushedBack      int            `json:"pushed_back"` // 503s with Retry-After, waited out and sent again
 	Errors          int            `json:"errors"`
 	ErrorsByStatus  map[string]int `json:"errors_by_status,omitempty"`
 	FirstError      string         `json:"first_error,omitempty"`
@@ -250,6 +251,9 @@ func (r *Report) WriteText(w io.Writer) error {
 		errs += " (" + statusList(in.ErrorsByStatus) + ")"
 	}
 	line("  requests", "%d, %s", in.Requests, errs)
+	if in.PushedBack > 0 {
+		line("  pushed back", "%d answers of 503 with Retry-After, waited out and sent again", in.PushedBack)
+	}
 	line("  HTTP latency", "%s", latencyText(in.Latency))
 
 	e := r.EndToEnd

@@ -35,12 +35,13 @@ const groupTimeout = 30 * time.Second
 // others' problem: each of its requests then runs alone, as it would have
 // without grouping, and gets its own answer.
 type committer struct {
-	s   *Service
-	max int // events in one group
+	s       *Service
+	max     int // events in one group
+	leaders int // groups committing at once
 
 	mu      sync.Mutex
 	waiting []*single
-	running bool
+	running int // groups committing
 }
 
 // single is one posted event waiting for its group.
@@ -63,8 +64,8 @@ type groupResult struct {
 // outcome for it.
 func (c *committer) ingest(ctx context.Context, it *single) ([]*Event, bool, error) {
 	c.mu.Lock()
-	if !c.running {
-		c.running = true
+	if c.running < c.leaders {
+		c.running++
 		c.mu.Unlock()
 		return c.lead(ctx, it)
 	}
@@ -114,7 +115,7 @@ func (c *committer) lead(ctx context.Context, it *single) ([]*Event, bool, error
 		c.waiting = slices.Delete(c.waiting, 0, 1)
 		close(next.lead)
 	} else {
-		c.running = false
+		c.running--
 	}
 	c.mu.Unlock()
 
