@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -89,8 +90,12 @@ func New(compiler *rule.Compiler, maxDepth int, logger *slog.Logger) *Engine {
 // subject is one (rule, account, event) to evaluate.
 type subject struct {
 	rule    *rule.Rule
-	account *account.Account
-	event   *event.Event // nil for scheduled and manual evaluations
+	account *account.Account // as it stands now; a status change updates it
+	// seen is the account as the event left it, shared by the event's
+	// subjects: what its webhooks report even when they are sent after
+	// later events have changed the account.
+	seen  *account.Account
+	event *event.Event // nil for scheduled and manual evaluations
 }
 
 // accountVar and eventVar build what conditions see. CEL has no exact
@@ -178,27 +183,35 @@ func (e *Engine) ProcessEvents(ctx context.Context, tx pgx.Tx, inserter jobs.Ins
 			}
 			rulesByType[ev.Type] = forType
 		}
+		seen := *acct
 		subjects := make([]subject, len(forType))
 		for i, r := range forType {
-			subjects[i] = subject{rule: r, account: acct, event: ev}
+			subjects[i] = subject{rule: r, account: acct, seen: &seen, event: ev}
 		}
-		matched, acts, err := e.match(ctx, subjects, evaluation.TriggerEvent, nil)
+		matched, changes, err := e.match(ctx, subjects, evaluation.TriggerEvent, nil)
 		if err != nil {
 			return err
 		}
 		batch = append(batch, matched...)
-		// An action may change what the next events see (the account's
-		// status), so evaluations that act are stored and acted on before the
-		// next event is evaluated; the others wait for one write at the end.
-		if acts {
+		// A status change alters what the next events see, so evaluations
+		// that change one are stored and acted on, with those waiting before
+		// them, before the next event is evaluated. The others wait for the
+		// end: their actions (follow-up events, webhooks) change nothing the
+		// next events read, and are taken together.
+		if changes {
 			if err := e.store(ctx, tx, inserter, batch); err != nil {
 				return err
 			}
 			batch = batch[:0]
 		}
 	}
-	// The writes go out in one round trip too. Nothing left in batch acts:
-	// an event whose evaluations act was stored above.
+	if slices.ContainsFunc(batch, (*pending).acts) {
+		if err := e.store(ctx, tx, inserter, batch); err != nil {
+			return err
+		}
+		batch = batch[:0]
+	}
+	// The writes go out in one round trip too. Nothing left in batch acts.
 	processed := make([]uuid.UUID, len(todo))
 	for i, ev := range todo {
 		processed[i] = ev.ID
@@ -246,7 +259,7 @@ func (e *Engine) EvaluateAccounts(ctx context.Context, tx pgx.Tx, inserter jobs.
 	for i, a := range accounts {
 		subjects := make([]subject, len(rules))
 		for j, r := range rules {
-			subjects[j] = subject{rule: r, account: a}
+			subjects[j] = subject{rule: r, account: a, seen: a}
 		}
 		m, _, err := e.match(ctx, subjects, args.Trigger, &runID)
 		if err != nil {
@@ -274,12 +287,15 @@ type pending struct {
 	subject  subject
 }
 
+// acts reports whether p matched a rule that has actions.
+func (p *pending) acts() bool { return p.eval.Matched && len(p.subject.rule.Actions) > 0 }
+
 // match evaluates each subject's rule and reports whether any evaluation
-// matched a rule that has actions.
+// matched a rule that changes the account's status.
 func (e *Engine) match(ctx context.Context, subjects []subject, trigger string, runID *string) ([]*pending, bool, error) {
 	now := event.Now()
 	out := make([]*pending, 0, len(subjects))
-	acts := false
+	changes := false
 	accountVars := make(map[uuid.UUID]rule.Account)
 	eventVars := make(map[*event.Event]rule.Event)
 	for _, s := range subjects {
@@ -318,10 +334,13 @@ func (e *Engine) match(ctx context.Context, subjects []subject, trigger string, 
 			ev.Matched = false
 		}
 		ev.EvaluatedAt = time.Now().UTC()
-		acts = acts || (ev.Matched && len(s.rule.Actions) > 0)
-		out = append(out, &pending{eval: ev, compiled: compiled, vars: vars, subject: s})
+		p := &pending{eval: ev, compiled: compiled, vars: vars, subject: s}
+		changes = changes || (p.acts() && slices.ContainsFunc(s.rule.Actions, func(a rule.Action) bool {
+			return a.Type == rule.ActionSetAccountStatus
+		}))
+		out = append(out, p)
 	}
-	return out, acts, nil
+	return out, changes, nil
 }
 
 func evalsOf(batch []*pending) []*evaluation.Evaluation {
@@ -342,24 +361,49 @@ func (e *Engine) store(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, b
 	if err != nil {
 		return err
 	}
+	var acting []*pending
+	var endpoints []uuid.UUID
 	for _, p := range batch {
-		if !p.eval.Matched || len(p.subject.rule.Actions) == 0 || !stored[p.eval.ID] {
+		if !p.acts() || !stored[p.eval.ID] {
 			continue
 		}
-		if err := e.act(ctx, tx, inserter, p); err != nil {
-			return err
+		acting = append(acting, p)
+		for _, a := range p.subject.rule.Actions {
+			if a.Type == rule.ActionWebhook {
+				endpoints = append(endpoints, uuid.MustParse(a.EndpointID))
+			}
 		}
-		if err := evaluation.SetActions(ctx, tx, p.eval); err != nil {
+	}
+	if len(acting) == 0 {
+		return nil
+	}
+	// Webhook deliveries are checked, then stored, all at once.
+	s := &acts{}
+	if s.deliverable, err = webhook.DeliverableAmong(ctx, tx, endpoints); err != nil {
+		return err
+	}
+	for _, p := range acting {
+		if err := e.act(ctx, tx, inserter, p, s); err != nil {
 			return err
 		}
 	}
-	return nil
+	if err := webhook.EnqueueMany(ctx, tx, inserter, s.deliveries); err != nil {
+		return err
+	}
+	return evaluation.SetActionsOf(ctx, tx, evalsOf(acting))
+}
+
+// acts is what the actions of one store share: which endpoints can be
+// delivered to, and the deliveries to store once every action is taken.
+type acts struct {
+	deliverable map[uuid.UUID]bool
+	deliveries  []webhook.Outbound
 }
 
 // act carries out a matched rule's actions. An action that cannot be taken
 // for reasons of its own (a computed payload that fails) is recorded with its
 // error; database errors abort the transaction and the job retries.
-func (e *Engine) act(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, p *pending) error {
+func (e *Engine) act(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, p *pending, s *acts) error {
 	for i, a := range p.subject.rule.Actions {
 		res := evaluation.ActionResult{Type: a.Type}
 		switch a.Type {
@@ -390,15 +434,17 @@ func (e *Engine) act(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, p *
 			res.EventID = &followUp.ID
 		case rule.ActionWebhook:
 			res.EndpointID = a.EndpointID
-			id, err := e.deliver(ctx, tx, inserter, p, uuid.MustParse(a.EndpointID))
-			if err != nil {
-				return err
-			}
-			if id == uuid.Nil {
+			endpoint := uuid.MustParse(a.EndpointID)
+			if !s.deliverable[endpoint] {
 				res.Skipped = SkippedEndpointDisabled
 				break
 			}
-			res.DeliveryID = &id
+			out, err := delivery(p, endpoint)
+			if err != nil {
+				return err
+			}
+			s.deliveries = append(s.deliveries, out)
+			res.DeliveryID = &out.ID
 		case rule.ActionSetAccountStatus:
 			previous, err := account.SetStatus(ctx, tx, p.subject.account.ID, a.Status)
 			if err != nil {
@@ -406,6 +452,7 @@ func (e *Engine) act(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, p *
 			}
 			res.Status, res.PreviousStatus = a.Status, previous
 			p.subject.account.Status = a.Status
+			p.subject.seen.Status = a.Status
 		default:
 			res.Error = "unknown action type"
 		}
@@ -440,14 +487,14 @@ func (e *Engine) followUp(ctx context.Context, p *pending, i int, a rule.Action)
 	return followUp, nil
 }
 
-// deliver queues a webhook delivery for a matched rule and returns its id, or
-// uuid.Nil when the endpoint is disabled or deleted.
-func (e *Engine) deliver(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, p *pending, endpointID uuid.UUID) (uuid.UUID, error) {
-	usable, err := webhook.Deliverable(ctx, tx, endpointID)
-	if err != nil || !usable {
-		return uuid.Nil, err
+// delivery is the webhook delivery of a matched rule to an endpoint, with
+// the account as the evaluated event left it.
+func delivery(p *pending, endpointID uuid.UUID) (webhook.Outbound, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return webhook.Outbound{}, err
 	}
-	a, r, ev := p.subject.account, p.subject.rule, p.eval
+	a, r, ev := p.subject.seen, p.subject.rule, p.eval
 	data := map[string]any{
 		"event": p.subject.event,
 		"rule":  map[string]any{"id": r.ID, "name": r.Name, "version": r.Version},
@@ -461,5 +508,5 @@ func (e *Engine) deliver(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter,
 		},
 	}
 	msg := webhook.Message{Type: webhook.MessageType, Timestamp: ev.EvaluatedAt, Data: data}
-	return webhook.Enqueue(ctx, tx, inserter, endpointID, &ev.ID, msg)
+	return webhook.Outbound{ID: id, EndpointID: endpointID, EvaluationID: &ev.ID, Message: msg}, nil
 }

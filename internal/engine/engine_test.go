@@ -249,3 +249,43 @@ func TestManualRefusesWhatCannotBeEvaluated(t *testing.T) {
 		Trigger: evaluation.TriggerManual, RunID: all.RunID, RuleIDs: []uuid.UUID{enabled.ID},
 	}, rivertest.RequireInserted(ctx, t, driver, jobs.RulesFanOut{}, nil).Args)
 }
+
+// Webhook actions of the events processed together are taken together at
+// the end, yet each delivery reports the account as its own event left it,
+// and a status change between them is seen by the events after it.
+func TestWebhooksOfABatchReportTheAccountAsTheirEventLeftIt(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	a := b.activeAccount(t)
+	ep, _, err := webhook.NewService(b.pool, nil, 0).Create(ctx, webhook.Input{URL: "https://example.com/hook", Enabled: true})
+	require.NoError(t, err)
+	b.createRule(t, rule.Input{Name: "tell", EventTypes: []string{event.TypeWon}, Condition: `true`,
+		Actions: []rule.Action{{Type: rule.ActionWebhook, EndpointID: ep.ID.String()}}})
+	b.createRule(t, rule.Input{Name: "vip on the second", EventTypes: []string{event.TypeWon}, Condition: `account.won_count == 2`,
+		Actions: []rule.Action{{Type: rule.ActionSetAccountStatus, Status: "vip"}}})
+	var ids []uuid.UUID
+	for _, amount := range []string{"10", "20", "30"} {
+		ids = append(ids, b.ingest(t, a.ID, event.TypeWon, map[string]any{"amount": json.Number(amount)}).ID)
+	}
+
+	b.process(t, ids...)
+
+	rows, err := b.pool.Query(ctx, `
+		SELECT convert_from(d.body, 'UTF8')::jsonb->'data'->'account'->>'won_count', convert_from(d.body, 'UTF8')::jsonb->'data'->'account'->>'status'
+		FROM webhook_deliveries d JOIN evaluations e ON e.id = d.evaluation_id
+		ORDER BY e.event_id`)
+	require.NoError(t, err)
+	type seen struct{ count, status string }
+	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (seen, error) {
+		var s seen
+		return s, r.Scan(&s.count, &s.status)
+	})
+	require.NoError(t, err)
+	// The second event's webhook rule comes before its status rule: it reports
+	// the status before the change, as actions are taken in order.
+	require.Equal(t, []seen{{"1", "active"}, {"2", "active"}, {"3", "vip"}}, got)
+	var jobsQueued int
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = $1`, jobs.WebhookDeliver{}.Kind()).Scan(&jobsQueued))
+	require.Equal(t, 3, jobsQueued, "one job per delivery")
+}

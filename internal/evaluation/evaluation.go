@@ -4,6 +4,7 @@ package evaluation
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -113,7 +114,28 @@ func BatchInsert(b *pgx.Batch, evals []*Evaluation) {
 
 // SetActions records the actions a stored evaluation took.
 func SetActions(ctx context.Context, tx pgx.Tx, e *Evaluation) error {
-	if _, err := tx.Exec(ctx, `UPDATE evaluations SET actions = $2 WHERE id = $1`, e.ID, e.Actions); err != nil {
+	return SetActionsOf(ctx, tx, []*Evaluation{e})
+}
+
+// SetActionsOf records the actions of every evaluation of es in one
+// statement.
+func SetActionsOf(ctx context.Context, tx pgx.Tx, es []*Evaluation) error {
+	if len(es) == 0 {
+		return nil
+	}
+	ids := make([]uuid.UUID, len(es))
+	actions := make([]string, len(es))
+	for i, e := range es {
+		b, err := json.Marshal(e.Actions)
+		if err != nil {
+			return fmt.Errorf("encode actions: %w", err)
+		}
+		ids[i], actions[i] = e.ID, string(b)
+	}
+	if _, err := tx.Exec(ctx, `
+		UPDATE evaluations e SET actions = v.actions::jsonb
+		FROM unnest($1::uuid[], $2::text[]) AS v(id, actions)
+		WHERE e.id = v.id`, ids, actions); err != nil {
 		return fmt.Errorf("record actions: %w", err)
 	}
 	return nil

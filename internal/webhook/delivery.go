@@ -63,6 +63,16 @@ type Attempt struct {
 	Error          *string
 }
 
+// Outbound is a delivery to store: a message for an endpoint, caused by an
+// evaluation. ID is chosen by the caller, so it can record the delivery
+// before it is stored.
+type Outbound struct {
+	ID           uuid.UUID
+	EndpointID   uuid.UUID
+	EvaluationID *uuid.UUID
+	Message      Message
+}
+
 // Enqueue stores a delivery of msg to an endpoint and its job in tx, so the
 // delivery exists exactly when the evaluation that caused it does.
 func Enqueue(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, endpointID uuid.UUID, evaluationID *uuid.UUID, msg Message) (uuid.UUID, error) {
@@ -70,20 +80,37 @@ func Enqueue(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, endpointID 
 	if err != nil {
 		return uuid.Nil, err
 	}
-	body, err := json.Marshal(msg)
+	return id, EnqueueMany(ctx, tx, inserter, []Outbound{{ID: id, EndpointID: endpointID, EvaluationID: evaluationID, Message: msg}})
+}
+
+// EnqueueMany stores deliveries and their jobs in tx in two round trips,
+// however many there are: the jobs in one insert, then the deliveries,
+// which name their jobs, in one copy.
+func EnqueueMany(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, out []Outbound) error {
+	if len(out) == 0 {
+		return nil
+	}
+	params := make([]river.InsertManyParams, len(out))
+	for i, o := range out {
+		params[i] = river.InsertManyParams{Args: jobs.WebhookDeliver{DeliveryID: o.ID}, InsertOpts: &river.InsertOpts{MaxAttempts: MaxAttempts}}
+	}
+	res, err := inserter.InsertManyTx(ctx, tx, params)
 	if err != nil {
-		return uuid.Nil, fmt.Errorf("encode webhook message: %w", err)
+		return fmt.Errorf("insert webhook jobs: %w", err)
 	}
-	res, err := inserter.InsertTx(ctx, tx, jobs.WebhookDeliver{DeliveryID: id}, &river.InsertOpts{MaxAttempts: MaxAttempts})
-	if err != nil {
-		return uuid.Nil, fmt.Errorf("insert webhook job: %w", err)
+	rows := make([][]any, len(out))
+	for i, o := range out {
+		body, err := json.Marshal(o.Message)
+		if err != nil {
+			return fmt.Errorf("encode webhook message: %w", err)
+		}
+		rows[i] = []any{o.ID, o.EndpointID, o.EvaluationID, o.Message.Type, body, res[i].Job.ID}
 	}
-	if _, err := tx.Exec(ctx, `
-		INSERT INTO webhook_deliveries (id, endpoint_id, evaluation_id, event_type, body, job_id)
-		VALUES ($1, $2, $3, $4, $5, $6)`, id, endpointID, evaluationID, msg.Type, body, res.Job.ID); err != nil {
-		return uuid.Nil, fmt.Errorf("insert webhook delivery: %w", err)
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"webhook_deliveries"},
+		[]string{"id", "endpoint_id", "evaluation_id", "event_type", "body", "job_id"}, pgx.CopyFromRows(rows)); err != nil {
+		return fmt.Errorf("insert webhook deliveries: %w", err)
 	}
-	return id, nil
+	return nil
 }
 
 const deliveryColumns = `id, endpoint_id, evaluation_id, event_type, body, status, attempts, next_attempt_at, last_status, last_error, created_at, finished_at, job_id`

@@ -288,10 +288,27 @@ func Referable(ctx context.Context, q db.Querier, id uuid.UUID) (bool, error) {
 // Deliverable reports whether an endpoint can receive deliveries now: it
 // exists, is enabled and is not deleted.
 func Deliverable(ctx context.Context, q db.Querier, id uuid.UUID) (bool, error) {
-	var ok bool
-	err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = $1 AND enabled AND deleted_at IS NULL)`, id).Scan(&ok)
-	if err != nil {
-		return false, fmt.Errorf("look up webhook endpoint: %w", err)
+	ok, err := DeliverableAmong(ctx, q, []uuid.UUID{id})
+	return ok[id], err
+}
+
+// DeliverableAmong reports, in one query, which of ids name endpoints that
+// are enabled and not deleted.
+func DeliverableAmong(ctx context.Context, q db.Querier, ids []uuid.UUID) (map[uuid.UUID]bool, error) {
+	out := make(map[uuid.UUID]bool, len(ids))
+	if len(ids) == 0 {
+		return out, nil
 	}
-	return ok, nil
+	rows, err := q.Query(ctx, `SELECT id FROM webhook_endpoints WHERE id = ANY($1) AND enabled AND deleted_at IS NULL`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("look up webhook endpoints: %w", err)
+	}
+	found, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return nil, fmt.Errorf("look up webhook endpoints: %w", err)
+	}
+	for _, id := range found {
+		out[id] = true
+	}
+	return out, nil
 }
