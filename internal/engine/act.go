@@ -1,0 +1,176 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ctrader/ctrader/internal/account"
+	"github.com/ctrader/ctrader/internal/evaluation"
+	"github.com/ctrader/ctrader/internal/event"
+	"github.com/ctrader/ctrader/internal/jobs"
+	"github.com/ctrader/ctrader/internal/rule"
+	"github.com/ctrader/ctrader/internal/webhook"
+)
+
+// store writes evaluations in one statement and carries out the actions of
+// the matched ones that were not already recorded, in order.
+func (e *Engine) store(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, batch []*pending) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	stored, err := evaluation.InsertNew(ctx, tx, evalsOf(batch))
+	if err != nil {
+		return err
+	}
+	var acting []*pending
+	var endpoints []uuid.UUID
+	for _, p := range batch {
+		if !p.acts() || !stored[p.eval.ID] {
+			continue
+		}
+		acting = append(acting, p)
+		for _, a := range p.subject.rule.Actions {
+			if a.Type == rule.ActionWebhook {
+				endpoints = append(endpoints, uuid.MustParse(a.EndpointID))
+			}
+		}
+	}
+	if len(acting) == 0 {
+		return nil
+	}
+	// Webhook deliveries are checked, then stored, all at once.
+	s := &actionBatch{}
+	if s.deliverable, err = webhook.DeliverableAmong(ctx, tx, endpoints); err != nil {
+		return err
+	}
+	for _, p := range acting {
+		if err := e.act(ctx, tx, inserter, p, s); err != nil {
+			return err
+		}
+	}
+	if err := webhook.EnqueueMany(ctx, tx, inserter, s.deliveries); err != nil {
+		return err
+	}
+	return evaluation.SetActionsOf(ctx, tx, evalsOf(acting))
+}
+
+// actionBatch is what the actions of one store share: which endpoints can be
+// delivered to, and the deliveries to store once every action is taken.
+type actionBatch struct {
+	deliverable map[uuid.UUID]bool
+	deliveries  []webhook.Outbound
+}
+
+// act carries out a matched rule's actions. An action that cannot be taken
+// for reasons of its own (a computed payload that fails) is recorded with its
+// error; database errors abort the transaction and the job retries.
+func (e *Engine) act(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, p *pending, s *actionBatch) error {
+	for i, a := range p.subject.rule.Actions {
+		res := evaluation.ActionResult{Type: a.Type}
+		switch a.Type {
+		case rule.ActionEmitEvent:
+			res.EventType = a.EventType
+			if p.eval.DepthLimited {
+				res.Skipped = SkippedDepthLimit
+				break
+			}
+			followUp, err := e.followUp(ctx, p, i, a)
+			if err != nil {
+				res.Error = err.Error()
+				break
+			}
+			if followUp.RootID != nil {
+				ok, err := event.ClaimFollowUp(ctx, tx, *followUp.RootID, e.maxCascade)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					res.Skipped = SkippedCascadeLimit
+					break
+				}
+			}
+			if err := event.Insert(ctx, tx, inserter, []*event.Event{followUp}); err != nil {
+				return err
+			}
+			res.EventID = &followUp.ID
+		case rule.ActionWebhook:
+			res.EndpointID = a.EndpointID
+			endpoint := uuid.MustParse(a.EndpointID)
+			if !s.deliverable[endpoint] {
+				res.Skipped = SkippedEndpointDisabled
+				break
+			}
+			out, err := delivery(p, endpoint)
+			if err != nil {
+				return err
+			}
+			s.deliveries = append(s.deliveries, out)
+			res.DeliveryID = &out.ID
+		case rule.ActionSetAccountStatus:
+			previous, err := account.SetStatus(ctx, tx, p.subject.account.ID, a.Status)
+			if err != nil {
+				return err
+			}
+			res.Status, res.PreviousStatus = a.Status, previous
+			p.subject.account.Status = a.Status
+			p.subject.seen.Status = a.Status
+		default:
+			res.Error = "unknown action type"
+		}
+		p.eval.Actions = append(p.eval.Actions, res)
+	}
+	return nil
+}
+
+func (e *Engine) followUp(ctx context.Context, p *pending, i int, a rule.Action) (*event.Event, error) {
+	payload, err := p.compiled.Payload(ctx, i, a, p.vars)
+	if err != nil {
+		return nil, err
+	}
+	now := event.Now()
+	in := event.Input{AccountID: p.subject.account.ID, Type: a.EventType, Payload: payload}
+	if fields := in.Validate("payload", now); len(fields) > 0 {
+		return nil, fmt.Errorf("follow-up event is invalid: %s %s", fields[0].Location, fields[0].Message)
+	}
+	// A computed payload is held to the limit a posted one is.
+	if in.PayloadTooLarge() {
+		return nil, fmt.Errorf("follow-up event is invalid: payload must encode to at most %d bytes of JSON", event.MaxPayloadBytes)
+	}
+	followUp, err := event.New(in, now)
+	if err != nil {
+		return nil, err
+	}
+	if src := p.subject.event; src != nil {
+		root := src.Root()
+		followUp.CausationID, followUp.RootID = &src.ID, &root
+		followUp.Depth = src.Depth + 1
+	}
+	return followUp, nil
+}
+
+// delivery is the webhook delivery of a matched rule to an endpoint, with
+// the account as the evaluated event left it.
+func delivery(p *pending, endpointID uuid.UUID) (webhook.Outbound, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return webhook.Outbound{}, err
+	}
+	a, r, ev := p.subject.seen, p.subject.rule, p.eval
+	data := map[string]any{
+		"event": p.subject.event,
+		"rule":  map[string]any{"id": r.ID, "name": r.Name, "version": r.Version},
+		"evaluation": map[string]any{
+			"id": ev.ID, "trigger": ev.Trigger, "run_id": ev.RunID, "matched": ev.Matched,
+			"depth_limited": ev.DepthLimited, "evaluated_at": ev.EvaluatedAt,
+		},
+		"account": map[string]any{
+			"id": a.ID, "name": a.Name, "status": a.Status, "won_count": a.WonCount,
+			"won_total": a.WonTotal, "metadata": a.Metadata, "created_at": a.CreatedAt,
+		},
+	}
+	msg := webhook.Message{Type: webhook.MessageType, Timestamp: ev.EvaluatedAt, Data: data}
+	return webhook.Outbound{ID: id, EndpointID: endpointID, EvaluationID: &ev.ID, Message: msg}, nil
+}
