@@ -86,35 +86,36 @@ func Record(ctx context.Context, tx pgx.Tx, out *Outgoing, res Result, attempt i
 			next = time.Now().Add(RetryWait(attempt, res.RetryAfter)).UTC()
 		}
 	}
-	if _, err := tx.Exec(ctx, `
+	// The attempt, the delivery and the endpoint's streak go out in one
+	// round trip, in this order: the attempt's number is read before the
+	// delivery counts it.
+	b := &pgx.Batch{}
+	b.Queue(`
 		INSERT INTO webhook_attempts (id, delivery_id, attempt, started_at, duration_ms, response_status, response_body, error)
 		VALUES ($1, $2, (SELECT attempts + 1 FROM webhook_deliveries WHERE id = $2), $3, $4, $5, $6, $7)`,
-		uuid.Must(uuid.NewV7()), d.ID, res.StartedAt, int(res.Duration.Milliseconds()), status, body, errText); err != nil {
-		return OutcomeRetried, fmt.Errorf("record webhook attempt: %w", err)
-	}
+		uuid.Must(uuid.NewV7()), d.ID, res.StartedAt, int(res.Duration.Milliseconds()), status, body, errText)
 	var nextAt *time.Time
 	if outcome == OutcomeRetried {
 		nextAt = &next
 	}
-	if _, err := tx.Exec(ctx, `
+	b.Queue(`
 		UPDATE webhook_deliveries SET attempts = attempts + 1, status = $2, next_attempt_at = $3,
 			last_status = $4, last_error = $5,
 			finished_at = CASE WHEN $2 = $6 THEN NULL ELSE clock_timestamp() END
-		WHERE id = $1`, d.ID, outcome.status(), nextAt, status, errText, StatusPending); err != nil {
-		return OutcomeRetried, fmt.Errorf("update webhook delivery: %w", err)
-	}
+		WHERE id = $1`, d.ID, outcome.status(), nextAt, status, errText, StatusPending)
 	if outcome == OutcomeSucceeded {
-		_, err := tx.Exec(ctx, `UPDATE webhook_endpoints SET consecutive_failures = 0 WHERE id = $1 AND consecutive_failures <> 0`, out.Endpoint.ID)
-		return outcome, err
+		b.Queue(`UPDATE webhook_endpoints SET consecutive_failures = 0 WHERE id = $1 AND consecutive_failures <> 0`, out.Endpoint.ID)
+	} else {
+		b.Queue(`
+			UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1,
+				enabled = CASE WHEN $2 <> '' OR consecutive_failures + 1 >= $3 THEN false ELSE enabled END,
+				disabled_reason = CASE WHEN $2 <> '' THEN $2 WHEN consecutive_failures + 1 >= $3 THEN $4 ELSE disabled_reason END,
+				disabled_at = CASE WHEN enabled AND ($2 <> '' OR consecutive_failures + 1 >= $3) THEN clock_timestamp() ELSE disabled_at END,
+				updated_at = now()
+			WHERE id = $1`, out.Endpoint.ID, disabled, DisableAfterFailures, DisabledFailures)
 	}
-	if _, err := tx.Exec(ctx, `
-		UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1,
-			enabled = CASE WHEN $2 <> '' OR consecutive_failures + 1 >= $3 THEN false ELSE enabled END,
-			disabled_reason = CASE WHEN $2 <> '' THEN $2 WHEN consecutive_failures + 1 >= $3 THEN $4 ELSE disabled_reason END,
-			disabled_at = CASE WHEN enabled AND ($2 <> '' OR consecutive_failures + 1 >= $3) THEN clock_timestamp() ELSE disabled_at END,
-			updated_at = now()
-		WHERE id = $1`, out.Endpoint.ID, disabled, DisableAfterFailures, DisabledFailures); err != nil {
-		return OutcomeRetried, fmt.Errorf("update webhook endpoint: %w", err)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return OutcomeRetried, fmt.Errorf("record webhook attempt: %w", err)
 	}
 	return outcome, nil
 }

@@ -83,26 +83,28 @@ func (s *Service) RotateSecret(ctx context.Context, id uuid.UUID) (secret string
 	return secret, oldExpire, nil
 }
 
-// signingKeys returns the keys that sign a delivery now, newest first.
-func (s *Service) signingKeys(ctx context.Context, q db.Querier, endpointID uuid.UUID) ([][]byte, error) {
-	rows, err := q.Query(ctx, `
-		SELECT secret, sealed FROM webhook_secrets
-		WHERE endpoint_id = $1 AND (expires_at IS NULL OR expires_at > now())
-		ORDER BY created_at DESC`, endpointID)
-	if err != nil {
-		return nil, err
-	}
-	type stored struct {
-		secret []byte
-		sealed bool
-	}
-	all, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (stored, error) {
-		var s stored
+// secretsSQL and secretsOrder surround the condition that names the
+// endpoint: its secrets that still sign, newest first.
+const (
+	secretsSQL   = `SELECT secret, sealed FROM webhook_secrets WHERE (expires_at IS NULL OR expires_at > now())`
+	secretsOrder = ` ORDER BY created_at DESC`
+)
+
+// storedSecret is a signing secret as stored, sealed or not.
+type storedSecret struct {
+	secret []byte
+	sealed bool
+}
+
+func collectSecrets(rows pgx.Rows) ([]storedSecret, error) {
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (storedSecret, error) {
+		var s storedSecret
 		return s, r.Scan(&s.secret, &s.sealed)
 	})
-	if err != nil {
-		return nil, err
-	}
+}
+
+// openSecrets unseals stored secrets into signing keys.
+func (s *Service) openSecrets(all []storedSecret) ([][]byte, error) {
 	keys := make([][]byte, 0, len(all))
 	for _, st := range all {
 		raw, err := s.sealer.open(st.secret, st.sealed)

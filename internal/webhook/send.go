@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/ctrader/ctrader/internal/db"
 	"github.com/ctrader/ctrader/internal/egress"
@@ -48,18 +49,42 @@ type Outgoing struct {
 // Prepare loads what an attempt needs. It returns nil when the delivery is
 // no longer pending.
 func (s *Sender) Prepare(ctx context.Context, id uuid.UUID) (*Outgoing, error) {
-	d, err := scanDelivery(s.svc.pool.QueryRow(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries WHERE id = $1`, id))
-	if err != nil {
+	// The delivery, its endpoint and the endpoint's secrets in one round
+	// trip: the last two are found through the delivery.
+	var (
+		d       *Delivery
+		ep      *Endpoint
+		secrets []storedSecret
+	)
+	b := &pgx.Batch{}
+	b.Queue(`SELECT `+deliveryColumns+` FROM webhook_deliveries WHERE id = $1`, id).QueryRow(func(row pgx.Row) error {
+		var err error
+		d, err = scanDelivery(row)
+		return err
+	})
+	b.Queue(`SELECT `+endpointColumns+` FROM webhook_endpoints
+		WHERE id = (SELECT endpoint_id FROM webhook_deliveries WHERE id = $1)`, id).QueryRow(func(row pgx.Row) error {
+		var err error
+		if ep, err = scanEndpoint(row); errors.Is(err, pgx.ErrNoRows) {
+			return nil // the delivery's own read says why
+		}
+		return err
+	})
+	b.Queue(secretsSQL+` AND endpoint_id = (SELECT endpoint_id FROM webhook_deliveries WHERE id = $1)`+secretsOrder, id).Query(func(rows pgx.Rows) error {
+		var err error
+		secrets, err = collectSecrets(rows)
+		return err
+	})
+	if err := s.svc.pool.SendBatch(ctx, b).Close(); err != nil {
 		return nil, db.Wrap("load webhook delivery", err, ErrDeliveryNotFound)
 	}
 	if d.Status != StatusPending {
 		return nil, nil
 	}
-	ep, err := getEndpoint(ctx, s.svc.pool, d.EndpointID, false)
-	if err != nil {
-		return nil, err
+	if ep == nil {
+		return nil, ErrNotFound
 	}
-	keys, err := s.svc.signingKeys(ctx, s.svc.pool, ep.ID)
+	keys, err := s.svc.openSecrets(secrets)
 	if err != nil {
 		return nil, err
 	}
