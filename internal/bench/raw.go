@@ -24,7 +24,7 @@ import (
 // never see its events. The jobs it inserts are real: the server's workers
 // process them, and runRaw waits until they have.
 func (r *runner) runRaw(ctx context.Context) *Raw {
-	raw := &Raw{Concurrency: r.o.Concurrency, Batch: r.o.Batch, Order: r.o.RawOrder}
+	raw := &Raw{Order: r.o.RawOrder}
 	accounts, err := rawAccounts(ctx, r.pool, r.o.Accounts, r.runID, "raw")
 	if err != nil {
 		raw.Error = err.Error()
@@ -35,30 +35,41 @@ func (r *runner) runRaw(ctx context.Context) *Raw {
 		raw.Error = err.Error()
 		return raw
 	}
-	if err := warmPool(ctx, r.pool, r.o.Concurrency); err != nil {
-		raw.Error = err.Error()
-		return raw
-	}
 	r.log.Info("raw reference: writing events straight to Postgres", "events", r.o.Events)
-	res, err := rawInsert(ctx, r.pool, client, accounts, r.o.Events, r.o.Concurrency, r.o.Batch)
-	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	var ids []uuid.UUID
+	if raw.RawWrites, ids, err = r.writeRaw(ctx, client, accounts, "raw reference"); err != nil {
 		raw.Error = err.Error()
-	}
-	raw.Events, raw.Transactions = res.events, res.transactions
-	raw.Seconds = res.wall.Seconds()
-	raw.EventsPerSecond = perSecond(res.events, raw.Seconds)
-	raw.TransactionsPerSecond = perSecond(res.transactions, raw.Seconds)
-	raw.Latency = summarize(res.latencies)
-	if res.events < r.o.Events && raw.Error == "" {
-		r.note("the raw reference wrote %d of %d events before the timeout", res.events, r.o.Events)
 	}
 
 	r.log.Info("raw reference: waiting for the server to process its events")
 	began := time.Now()
-	left, timedOut, err := r.waitProcessed(ctx, res.ids, "the raw run's events")
+	left, timedOut, err := r.waitProcessed(ctx, ids, "the raw run's events")
 	raw.DrainSeconds = time.Since(began).Seconds()
 	raw.Drained = err == nil && !timedOut && left == 0
 	return raw
+}
+
+// writeRaw writes the references' transactions through inserter on
+// accounts, with the run's concurrency, and returns what it wrote and the
+// ids of the events; label names the reference in notes.
+func (r *runner) writeRaw(ctx context.Context, inserter jobs.Inserter, accounts []uuid.UUID, label string) (RawWrites, []uuid.UUID, error) {
+	w := RawWrites{Concurrency: r.o.Concurrency, Batch: r.o.Batch}
+	if err := warmPool(ctx, r.pool, r.o.Concurrency); err != nil {
+		return w, nil, err
+	}
+	res, err := rawInsert(ctx, r.pool, inserter, accounts, r.o.Events, r.o.Concurrency, r.o.Batch)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = nil
+	}
+	w.Events, w.Transactions = res.events, res.transactions
+	w.Seconds = res.wall.Seconds()
+	w.EventsPerSecond = perSecond(res.events, w.Seconds)
+	w.TransactionsPerSecond = perSecond(res.transactions, w.Seconds)
+	w.Latency = summarize(res.latencies)
+	if res.events < r.o.Events && err == nil {
+		r.note("the %s wrote %d of %d events before the timeout", label, res.events, r.o.Events)
+	}
+	return w, res.ids, err
 }
 
 // warmPool opens n connections before the clock starts, as the server's

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -65,7 +64,7 @@ var _ jobs.Inserter = queueInserter{}
 // nothing works. It removes what it wrote before it returns, so the server
 // is left as it was.
 func (r *runner) runRawIngest(ctx, parent context.Context) *RawIngest {
-	ri := &RawIngest{Concurrency: r.o.Concurrency, Batch: r.o.Batch, Order: r.o.RawOrder, Queue: RawIngestQueue}
+	ri := &RawIngest{Order: r.o.RawOrder, Queue: RawIngestQueue}
 	accounts, err := rawAccounts(ctx, r.pool, r.o.Accounts, r.runID, "raw_ingest")
 	if err != nil {
 		ri.Error = err.Error()
@@ -85,23 +84,10 @@ func (r *runner) runRawIngest(ctx, parent context.Context) *RawIngest {
 		ri.Error = err.Error()
 		return ri
 	}
-	if err := warmPool(ctx, r.pool, r.o.Concurrency); err != nil {
-		ri.Error = err.Error()
-		return ri
-	}
 	r.log.Info("raw ingest reference: writing events straight to Postgres, with their jobs on a queue nothing works",
 		"events", r.o.Events, "queue", RawIngestQueue)
-	res, err := rawInsert(ctx, r.pool, queueInserter{client: client, queue: RawIngestQueue}, accounts, r.o.Events, r.o.Concurrency, r.o.Batch)
-	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	if ri.RawWrites, _, err = r.writeRaw(ctx, queueInserter{client: client, queue: RawIngestQueue}, accounts, "raw ingest reference"); err != nil {
 		ri.Error = err.Error()
-	}
-	ri.Events, ri.Transactions = res.events, res.transactions
-	ri.Seconds = res.wall.Seconds()
-	ri.EventsPerSecond = perSecond(res.events, ri.Seconds)
-	ri.TransactionsPerSecond = perSecond(res.transactions, ri.Seconds)
-	ri.Latency = summarize(res.latencies)
-	if res.events < r.o.Events && ri.Error == "" {
-		r.note("the raw ingest reference wrote %d of %d events before the timeout", res.events, r.o.Events)
 	}
 	return ri
 }

@@ -104,6 +104,17 @@ type Memory struct {
 
 // Raw is the reference run straight to Postgres.
 type Raw struct {
+	RawWrites
+	IngestPercent float64 `json:"ctrader_ingest_percent_of_raw"`
+	Order         string  `json:"order"`
+	Drained       bool    `json:"drained"`
+	DrainSeconds  float64 `json:"drain_seconds"`
+	Error         string  `json:"error,omitempty"`
+}
+
+// RawWrites is what a raw reference wrote straight to Postgres, and how
+// fast.
+type RawWrites struct {
 	Events                int     `json:"events"`
 	Transactions          int     `json:"transactions"`
 	Concurrency           int     `json:"concurrency"`
@@ -112,31 +123,19 @@ type Raw struct {
 	EventsPerSecond       float64 `json:"events_per_second"`
 	TransactionsPerSecond float64 `json:"transactions_per_second"`
 	Latency               Latency `json:"transaction_latency"`
-	IngestPercent         float64 `json:"ctrader_ingest_percent_of_raw"`
-	Order                 string  `json:"order"`
-	Drained               bool    `json:"drained"`
-	DrainSeconds          float64 `json:"drain_seconds"`
-	Error                 string  `json:"error,omitempty"`
 }
 
 // RawIngest is the reference run straight to Postgres with nothing
 // processing its events: what Postgres alone accepts on this machine, the
 // measure ctrader's ingest and end-to-end rates are compared with.
 type RawIngest struct {
-	Events                int     `json:"events"`
-	Transactions          int     `json:"transactions"`
-	Concurrency           int     `json:"concurrency"`
-	Batch                 int     `json:"batch"`
-	Queue                 string  `json:"queue"`
-	Seconds               float64 `json:"seconds"`
-	EventsPerSecond       float64 `json:"events_per_second"`
-	TransactionsPerSecond float64 `json:"transactions_per_second"`
-	Latency               Latency `json:"transaction_latency"`
-	IngestPercent         float64 `json:"ctrader_ingest_percent_of_raw_ingest"`
-	EndToEndPercent       float64 `json:"ctrader_end_to_end_percent_of_raw_ingest"`
-	Order                 string  `json:"order"`
-	Removed               bool    `json:"removed"` // its jobs, events and accounts were deleted afterwards
-	Error                 string  `json:"error,omitempty"`
+	RawWrites
+	Queue           string  `json:"queue"`
+	IngestPercent   float64 `json:"ctrader_ingest_percent_of_raw_ingest"`
+	EndToEndPercent float64 `json:"ctrader_end_to_end_percent_of_raw_ingest"`
+	Order           string  `json:"order"`
+	Removed         bool    `json:"removed"` // its jobs, events and accounts were deleted afterwards
+	Error           string  `json:"error,omitempty"`
 }
 
 // Check is the correctness verdict over the events the HTTP run posted.
