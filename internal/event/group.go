@@ -130,6 +130,11 @@ func (c *committer) lead(ctx context.Context, it *single) ([]*Event, bool, error
 // every request of a group whose transaction fails for a reason of its own,
 // are run alone.
 func (s *Service) commitGroup(ctx context.Context, group []*single) []groupResult {
+	if len(group) == 1 {
+		// A group of one is the request alone: its own path names its
+		// errors at once, with no transaction to redo.
+		return []groupResult{s.alone(ctx, group[0])}
+	}
 	results := make([]groupResult, len(group))
 	alone := make([]bool, len(group))
 	err := db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
@@ -174,7 +179,7 @@ func (s *Service) commitGroup(ctx context.Context, group []*single) []groupResul
 	})
 	switch {
 	case err == nil:
-	case apperr.CodeOf(db.Translate(err)) == apperr.Unavailable:
+	case apperr.CodeOf(err) == apperr.Unavailable: // InTx translated it
 		// Nothing can be stored now; each client retries with its key.
 		for i := range results {
 			results[i] = groupResult{err: wrap("ingest events", err)}
