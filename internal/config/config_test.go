@@ -71,6 +71,9 @@ func TestBadSettingsAreRefused(t *testing.T) {
 	}{
 		{map[string]string{"PPROF_ADDR": "0.0.0.0:6060"}, "invalid PPROF_ADDR: must be a loopback address"},
 		{map[string]string{"VACUUM_INTERVAL": "-1s"}, "invalid VACUUM_INTERVAL"},
+		{map[string]string{"INGEST_MAX_LAG": "-1s"}, "invalid INGEST_MAX_LAG"},
+		{map[string]string{"INGEST_MAX_LAG": "soon"}, "invalid INGEST_MAX_LAG"},
+		{map[string]string{"MAX_CASCADE_EVENTS": "0"}, "invalid MAX_CASCADE_EVENTS"},
 		{map[string]string{"WRITE_RATE_LIMIT": "-1"}, "invalid WRITE_RATE_LIMIT"},
 		{map[string]string{"WRITE_RATE_BURST": "0"}, "invalid WRITE_RATE_BURST"},
 		{map[string]string{"WEBHOOK_ALLOWED_CIDRS": "10.0.0.0/8,nope"}, "invalid WEBHOOK_ALLOWED_CIDRS"},

@@ -55,3 +55,15 @@ func durationSetter(field func(c *Config) *time.Duration) func(c *Config, v stri
 		return nil
 	}
 }
+
+// offDurationSetter is durationSetter for a setting that 0 turns off.
+func offDurationSetter(field func(c *Config) *time.Duration) func(c *Config, v string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return errors.New("must be a duration such as 1m, or 0 to turn it off")
+		}
+		*field(c) = d
+		return nil
+	}
+}

@@ -207,24 +207,10 @@ func Vars() []Var {
 			}},
 		{Env: "VACUUM_INTERVAL", Flag: "vacuum-interval", Default: "1m", Group: Server,
 			Usage: "how often ctrader vacuums its busiest tables when the server's autovacuum is off; 0 never",
-			set: func(c *Config, v string) error {
-				d, err := time.ParseDuration(v)
-				if err != nil || d < 0 {
-					return errors.New("must be a duration such as 1m, or 0")
-				}
-				c.VacuumInterval = d
-				return nil
-			}},
+			set:   offDurationSetter(func(c *Config) *time.Duration { return &c.VacuumInterval })},
 		{Env: "INGEST_MAX_LAG", Flag: "ingest-max-lag", Default: "5s", Group: Server,
 			Usage: "when event processing lags this far behind, posting events answers 503 with Retry-After until it catches up; 0 never",
-			set: func(c *Config, v string) error {
-				d, err := time.ParseDuration(v)
-				if err != nil || d < 0 {
-					return errors.New("must be a duration such as 5s, or 0")
-				}
-				c.IngestMaxLag = d
-				return nil
-			}},
+			set:   offDurationSetter(func(c *Config) *time.Duration { return &c.IngestMaxLag })},
 		{Env: "PPROF_ADDR", Flag: "pprof-addr", Default: "", Group: Server,
 			Usage: "loopback address to serve Go's pprof profiles on, such as 127.0.0.1:6060; empty disables",
 			set: func(c *Config, v string) error {
