@@ -112,11 +112,6 @@ func BatchInsert(b *pgx.Batch, evals []*Evaluation) {
 	b.Queue(insertSQL, insertArgs(evals)...)
 }
 
-// SetActions records the actions a stored evaluation took.
-func SetActions(ctx context.Context, tx pgx.Tx, e *Evaluation) error {
-	return SetActionsOf(ctx, tx, []*Evaluation{e})
-}
-
 // SetActionsOf records the actions of every evaluation of es in one
 // statement.
 func SetActionsOf(ctx context.Context, tx pgx.Tx, es []*Evaluation) error {

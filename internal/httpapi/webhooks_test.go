@@ -737,11 +737,9 @@ func TestWebhookDeliveries(t *testing.T) {
 	})
 
 	msg := webhook.Message{Type: "rule.matched", Timestamp: time.Now().UTC(), Data: map[string]any{"x": 1}}
-	var id uuid.UUID
+	id := uuid.Must(uuid.NewV7())
 	require.NoError(t, pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
-		var err error
-		id, err = webhook.Enqueue(ctx, tx, b.client, uuid.MustParse(ep.ID), nil, msg)
-		return err
+		return webhook.EnqueueMany(ctx, tx, b.client, []webhook.Outbound{{ID: id, EndpointID: uuid.MustParse(ep.ID), Message: msg}})
 	}))
 	require.Equal(t, map[string]int{"webhook.deliver": 1}, jobKinds(t, b.pool))
 

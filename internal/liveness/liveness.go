@@ -20,25 +20,19 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/ctrader/ctrader/internal/db"
 	"github.com/ctrader/ctrader/internal/logging"
 )
-
-// DB runs this package's statements: a pool, a connection or a transaction.
-type DB interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}
 
 // Beat records that clientID is alive now. A heartbeat that comes more than
 // deadAfter/2 after the previous one starts a new unbroken run: whatever kept
 // this process from heartbeating (a Postgres outage, most likely) kept the
 // others from it too, so it must not judge them until it has watched them for
 // deadAfter again.
-func Beat(ctx context.Context, db DB, clientID string, deadAfter time.Duration) error {
-	_, err := db.Exec(ctx, `
+func Beat(ctx context.Context, q db.Querier, clientID string, deadAfter time.Duration) error {
+	_, err := q.Exec(ctx, `
 		INSERT INTO worker_processes AS p (client_id) VALUES ($1)
 		ON CONFLICT (client_id) DO UPDATE SET
 			heartbeat_at = now(),
@@ -52,8 +46,8 @@ func Beat(ctx context.Context, db DB, clientID string, deadAfter time.Duration) 
 
 // Forget deletes clientID's row, as a process stopping cleanly does once its
 // jobs are finished.
-func Forget(ctx context.Context, db DB, clientID string) error {
-	if _, err := db.Exec(ctx, `DELETE FROM worker_processes WHERE client_id = $1`, clientID); err != nil {
+func Forget(ctx context.Context, q db.Querier, clientID string) error {
+	if _, err := q.Exec(ctx, `DELETE FROM worker_processes WHERE client_id = $1`, clientID); err != nil {
 		return fmt.Errorf("delete heartbeat: %w", err)
 	}
 	return nil
@@ -64,14 +58,14 @@ func Forget(ctx context.Context, db DB, clientID string) error {
 //
 // A job on its last attempt, or whose cancellation was requested, is left to
 // River's rescuer, which discards or cancels it as River does.
-func Rescue(ctx context.Context, db DB, self string, deadAfter time.Duration) ([]int64, error) {
+func Rescue(ctx context.Context, q db.Querier, self string, deadAfter time.Duration) ([]int64, error) {
 	// The one statement by which ctrader changes River's table itself. It does
 	// what River's rescuer (JobRescueMany) does to a stuck job, with no
 	// backoff: the error entry, the rescue count in metadata, and a state
 	// outside River's running, here available. WHERE state = 'running' is
 	// evaluated again on each row a concurrent rescue already updated, so two
 	// processes never rescue the same attempt twice.
-	rows, err := db.Query(ctx, `
+	rows, err := q.Query(ctx, `
 		WITH dead AS (
 			SELECT client_id FROM worker_processes
 			WHERE heartbeat_at < now() - $2::interval

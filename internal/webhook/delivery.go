@@ -73,18 +73,9 @@ type Outbound struct {
 	Message      Message
 }
 
-// Enqueue stores a delivery of msg to an endpoint and its job in tx, so the
-// delivery exists exactly when the evaluation that caused it does.
-func Enqueue(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, endpointID uuid.UUID, evaluationID *uuid.UUID, msg Message) (uuid.UUID, error) {
-	id, err := uuid.NewV7()
-	if err != nil {
-		return uuid.Nil, err
-	}
-	return id, EnqueueMany(ctx, tx, inserter, []Outbound{{ID: id, EndpointID: endpointID, EvaluationID: evaluationID, Message: msg}})
-}
-
-// EnqueueMany stores deliveries and their jobs in tx in two round trips,
-// however many there are: the jobs in one insert, then the deliveries,
+// EnqueueMany stores deliveries and their jobs in tx, so each delivery
+// exists exactly when the evaluation that caused it does. It takes two round
+// trips however many there are: the jobs in one insert, then the deliveries,
 // which name their jobs, in one copy.
 func EnqueueMany(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, out []Outbound) error {
 	if len(out) == 0 {

@@ -285,15 +285,8 @@ func Referable(ctx context.Context, q db.Querier, id uuid.UUID) (bool, error) {
 	return true, nil
 }
 
-// Deliverable reports whether an endpoint can receive deliveries now: it
-// exists, is enabled and is not deleted.
-func Deliverable(ctx context.Context, q db.Querier, id uuid.UUID) (bool, error) {
-	ok, err := DeliverableAmong(ctx, q, []uuid.UUID{id})
-	return ok[id], err
-}
-
 // DeliverableAmong reports, in one query, which of ids name endpoints that
-// are enabled and not deleted.
+// can receive deliveries now: they exist, are enabled and are not deleted.
 func DeliverableAmong(ctx context.Context, q db.Querier, ids []uuid.UUID) (map[uuid.UUID]bool, error) {
 	out := make(map[uuid.UUID]bool, len(ids))
 	if len(ids) == 0 {
