@@ -19,6 +19,12 @@ import (
 //go:embed *.sql
 var SQL embed.FS
 
+// GoSource is the source of the migrations written in Go, so that a test
+// template built from an older version of them is not reused.
+//
+//go:embed *.go
+var GoSource embed.FS
+
 // RiverSchemaVersion is the River migration that goose version 1 brings the
 // database to. It is pinned: upgrading River to a version with new migrations
 // means adding a goose migration that moves River to the new number.
@@ -33,6 +39,7 @@ func Go() []*goose.Migration {
 			&goose.GoFunc{RunDB: riverTo(RiverSchemaVersion, rivermigrate.DirectionUp)},
 			&goose.GoFunc{RunDB: riverTo(-1, rivermigrate.DirectionDown)},
 		),
+		partitionMigration(),
 	}
 }
 

@@ -99,20 +99,22 @@ type migrator struct{}
 func (migrator) Hash() (string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "river:%d;target:%d;", migrations.RiverSchemaVersion, db.TargetVersion())
-	err := fs.WalkDir(migrations.SQL, ".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := fs.ReadFile(migrations.SQL, path)
+	for _, fsys := range []fs.FS{migrations.SQL, migrations.GoSource} {
+		err := fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := fs.ReadFile(fsys, path)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(h, "%s:%d:", path, len(b))
+			h.Write(b)
+			return nil
+		})
 		if err != nil {
-			return err
+			return "", err
 		}
-		fmt.Fprintf(h, "%s:%d:", path, len(b))
-		h.Write(b)
-		return nil
-	})
-	if err != nil {
-		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }

@@ -298,10 +298,6 @@ func (e *Engine) match(ctx context.Context, subjects []subject, trigger string, 
 	accountVars := make(map[uuid.UUID]rule.Account)
 	eventVars := make(map[*event.Event]rule.Event)
 	for _, s := range subjects {
-		id, err := uuid.NewV7()
-		if err != nil {
-			return nil, false, err
-		}
 		av, ok := accountVars[s.account.ID]
 		if !ok {
 			av = accountVar(s.account)
@@ -314,12 +310,17 @@ func (e *Engine) match(ctx context.Context, subjects []subject, trigger string, 
 		}
 		vars := &rule.Vars{Event: evv, Account: av, Now: now}
 		ev := &evaluation.Evaluation{
-			ID: id, RuleID: s.rule.ID, RuleVersion: s.rule.Version, AccountID: s.account.ID,
+			RuleID: s.rule.ID, RuleVersion: s.rule.Version, AccountID: s.account.ID,
 			Trigger: trigger, RunID: runID, StartedAt: time.Now().UTC(), Actions: []evaluation.ActionResult{},
 		}
+		// The id is derived from what is evaluated: evaluating it again
+		// (a retried job) gives the same id, whose insert is skipped.
 		if s.event != nil {
+			ev.ID = evaluation.EventID(s.event.ID, s.rule.ID, s.rule.Version)
 			ev.EventID = &s.event.ID
 			ev.DepthLimited = s.event.Depth >= e.maxDepth
+		} else {
+			ev.ID = evaluation.RunID(*runID, s.rule.ID, s.rule.Version, s.account.ID)
 		}
 		compiled, err := e.compiler.Compile(s.rule)
 		celStart := time.Now()

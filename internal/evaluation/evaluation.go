@@ -14,6 +14,7 @@ import (
 
 	"github.com/ctrader/ctrader/internal/db"
 	"github.com/ctrader/ctrader/internal/page"
+	"github.com/ctrader/ctrader/internal/partition"
 )
 
 // Triggers of an evaluation.
@@ -127,10 +128,11 @@ func SetActionsOf(ctx context.Context, tx pgx.Tx, es []*Evaluation) error {
 		}
 		ids[i], actions[i] = e.ID, string(b)
 	}
+	lo, hi := partition.Span(ids)
 	if _, err := tx.Exec(ctx, `
 		UPDATE evaluations e SET actions = v.actions::jsonb
 		FROM unnest($1::uuid[], $2::text[]) AS v(id, actions)
-		WHERE e.id = v.id`, ids, actions); err != nil {
+		WHERE e.id = v.id AND e.id BETWEEN $3 AND $4`, ids, actions, lo, hi); err != nil {
 		return fmt.Errorf("record actions: %w", err)
 	}
 	return nil
@@ -168,6 +170,9 @@ func List(ctx context.Context, q db.Querier, f Filter, p page.Params) (page.Page
 	}
 	if f.EventID != uuid.Nil {
 		c.Add("event_id = $%d", f.EventID)
+		// No evaluation of the event is older than it: the partitions
+		// before its own are skipped.
+		c.Add("id >= $%d", LowestID(f.EventID))
 	}
 	if f.RunID != "" {
 		c.Add("run_id = $%d", f.RunID)
@@ -187,9 +192,10 @@ func List(ctx context.Context, q db.Querier, f Filter, p page.Params) (page.Page
 	return page.Build(items, p.Limit, func(e *Evaluation) uuid.UUID { return e.ID }), nil
 }
 
-// ForEvent returns every evaluation of an event, oldest first.
+// ForEvent returns every evaluation of an event, in the order they started.
 func ForEvent(ctx context.Context, q db.Querier, eventID uuid.UUID) ([]*Evaluation, error) {
-	rows, err := q.Query(ctx, `SELECT `+columns+` FROM evaluations WHERE event_id = $1 ORDER BY id`, eventID)
+	rows, err := q.Query(ctx, `SELECT `+columns+` FROM evaluations WHERE event_id = $1 AND id >= $2 ORDER BY started_at, id`,
+		eventID, LowestID(eventID))
 	if err != nil {
 		return nil, translate("evaluations of event", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/ctrader/ctrader/internal/db"
 	"github.com/ctrader/ctrader/internal/jobs"
 	"github.com/ctrader/ctrader/internal/page"
+	"github.com/ctrader/ctrader/internal/partition"
 )
 
 const columns = `id, account_id, type, payload, occurred_at, received_at, status, processed_at, failure_reason, causation_id, depth`
@@ -130,9 +131,10 @@ func Get(ctx context.Context, q db.Querier, id uuid.UUID) (*Event, error) {
 // sets *out when b runs. They come in the order of their ids, which is the
 // order they were received in; WonApplied is set.
 func BatchLock(b *pgx.Batch, ids []uuid.UUID, out *[]*Event) {
+	lo, hi := partition.Span(ids)
 	b.Queue(`
 		SELECT `+columns+`, won_applied_at IS NOT NULL, root_id FROM events
-		WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`, ids).Query(func(rows pgx.Rows) error {
+		WHERE id = ANY($1) AND id BETWEEN $2 AND $3 ORDER BY id FOR NO KEY UPDATE`, ids, lo, hi).Query(func(rows pgx.Rows) error {
 		events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Event, error) {
 			var e Event
 			err := r.Scan(&e.ID, &e.AccountID, &e.Type, &e.Payload, &e.OccurredAt, &e.ReceivedAt, &e.Status,
@@ -150,13 +152,15 @@ func BatchLock(b *pgx.Batch, ids []uuid.UUID, out *[]*Event) {
 // AccountIDsOf selects the account ids of the events among ids, for a
 // statement about those accounts to embed.
 func AccountIDsOf(ids []uuid.UUID) db.Subquery {
-	return db.Subquery{SQL: `SELECT account_id FROM events WHERE id = ANY($1)`, Args: []any{ids}}
+	lo, hi := partition.Span(ids)
+	return db.Subquery{SQL: `SELECT account_id FROM events WHERE id = ANY($1) AND id BETWEEN $2 AND $3`, Args: []any{ids, lo, hi}}
 }
 
 // TypesOf selects the distinct types of the events among ids, for a
 // statement about those types to embed.
 func TypesOf(ids []uuid.UUID) db.Subquery {
-	return db.Subquery{SQL: `SELECT DISTINCT type FROM events WHERE id = ANY($1)`, Args: []any{ids}}
+	lo, hi := partition.Span(ids)
+	return db.Subquery{SQL: `SELECT DISTINCT type FROM events WHERE id = ANY($1) AND id BETWEEN $2 AND $3`, Args: []any{ids, lo, hi}}
 }
 
 // List reads one page of events through q, newest first.
@@ -190,10 +194,11 @@ func List(ctx context.Context, q db.Querier, f Filter, p page.Params) (page.Page
 // by id alone, since a condition on the status would let Postgres walk the
 // status index over every pending event.
 func BatchMarkProcessed(b *pgx.Batch, ids []uuid.UUID) {
+	lo, hi := partition.Span(ids)
 	b.Queue(`
 		UPDATE events SET status = 'processed', processed_at = clock_timestamp(),
 			won_applied_at = CASE WHEN type = 'won' THEN coalesce(won_applied_at, clock_timestamp()) END
-		WHERE id = ANY($1)`, ids)
+		WHERE id = ANY($1) AND id BETWEEN $2 AND $3`, ids, lo, hi)
 }
 
 // MarkFailed records that the pending events among ids were given up on, and
@@ -205,9 +210,10 @@ func MarkFailed(ctx context.Context, q db.Querier, ids []uuid.UUID, reason strin
 	if len(reason) > 2000 {
 		reason = strings.ToValidUTF8(reason[:2000], "")
 	}
+	lo, hi := partition.Span(ids)
 	if _, err := q.Exec(ctx, `
 		UPDATE events SET status = 'failed', processed_at = clock_timestamp(), failure_reason = $2
-		WHERE id = ANY($1) AND status = 'pending'`, ids, reason); err != nil {
+		WHERE id = ANY($1) AND id BETWEEN $3 AND $4 AND status = 'pending'`, ids, reason, lo, hi); err != nil {
 		return wrap("mark events failed", err)
 	}
 	return nil

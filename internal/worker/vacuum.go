@@ -14,7 +14,8 @@ import (
 )
 
 // VacuumTables are the tables whose rows churn fastest: every job and event
-// is inserted and updated several times.
+// is inserted and updated several times. Of a partitioned table (events,
+// evaluations) each partition is looked at on its own, as autovacuum does.
 var VacuumTables = []string{"river_job", "events", "evaluations", "accounts", "webhook_deliveries", "idempotency_keys"}
 
 // VacuumWorker does autovacuum's work on the tables autovacuum leaves alone,
@@ -104,20 +105,25 @@ type vacuumDue struct {
 func dueForVacuum(ctx context.Context, pool *pgxpool.Pool, serverAutovacuum bool) ([]vacuumDue, error) {
 	rows, err := pool.Query(ctx, `
 		SELECT relname, due_vacuum, due_analyze FROM (
-			SELECT relname,
+			SELECT s.relname,
 			       n_dead_tup > current_setting('autovacuum_vacuum_threshold')::float8
 			                    + current_setting('autovacuum_vacuum_scale_factor')::float8 * n_live_tup
 			       OR n_ins_since_vacuum > current_setting('autovacuum_vacuum_insert_threshold')::float8
 			                    + current_setting('autovacuum_vacuum_insert_scale_factor')::float8 * n_live_tup AS due_vacuum,
 			       n_mod_since_analyze > current_setting('autovacuum_analyze_threshold')::float8
-			                    + current_setting('autovacuum_analyze_scale_factor')::float8 * n_live_tup AS due_analyze
+			                    + current_setting('autovacuum_analyze_scale_factor')::float8 * n_live_tup AS due_analyze,
+			       array_position($1, root::text) AS pos
 			FROM pg_stat_user_tables s
-			WHERE schemaname = current_schema() AND relname = ANY($1)
-			  AND NOT ($2::bool AND NOT EXISTS (
+			JOIN (SELECT t.relname AS root, coalesce(p.relid, t.oid) AS relid
+			      FROM pg_class t LEFT JOIN LATERAL pg_partition_tree(t.oid) p ON true
+			      WHERE t.relnamespace = current_schema()::regnamespace AND t.relname = ANY($1)
+			        AND coalesce(p.isleaf, true)) tree
+			  ON tree.relid = s.relid
+			WHERE NOT ($2::bool AND NOT EXISTS (
 			      SELECT FROM pg_class c, pg_options_to_table(c.reloptions) o
 			      WHERE c.oid = s.relid AND o.option_name = 'autovacuum_enabled' AND NOT o.option_value::bool))) t
 		WHERE due_vacuum OR due_analyze
-		ORDER BY array_position($1, relname::text)`, VacuumTables, serverAutovacuum)
+		ORDER BY pos, relname`, VacuumTables, serverAutovacuum)
 	if err != nil {
 		return nil, fmt.Errorf("read table statistics: %w", err)
 	}

@@ -34,8 +34,17 @@ func setupVacuum(t *testing.T, autovacuumOff bool) vacuumBundle {
 	pool := dbtest.New(t)
 	ctx := context.Background()
 	if autovacuumOff {
-		for _, table := range worker.VacuumTables {
-			_, err := pool.Exec(ctx, `ALTER TABLE `+pgx.Identifier{table}.Sanitize()+` SET (autovacuum_enabled = off)`)
+		// A partitioned table has no storage: its partitions have.
+		rows, err := pool.Query(ctx, `
+			SELECT coalesce(p.relid, t::regclass)::text
+			FROM unnest($1::text[]) t LEFT JOIN LATERAL pg_partition_tree(t::regclass) p ON true
+			WHERE coalesce(p.isleaf, true)`,
+			worker.VacuumTables)
+		require.NoError(t, err)
+		leaves, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		for _, table := range leaves {
+			_, err := pool.Exec(ctx, `ALTER TABLE `+table+` SET (autovacuum_enabled = off)`)
 			require.NoError(t, err)
 		}
 	}
