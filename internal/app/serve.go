@@ -107,6 +107,10 @@ func startProcess(ctx context.Context, name string, args []string, getenv func(s
 		RulesInterval:     cfg.RulesEvalInterval,
 		VacuumInterval:    cfg.VacuumInterval,
 		Metrics:           m,
+		Retention: worker.Retention{Events: cfg.EventsRetention, Evaluations: cfg.EvaluationsRetention,
+			WebhookDeliveries: cfg.WebhookDeliveriesRetention, Interval: cfg.RetentionInterval},
+		JobRetention: worker.JobRetention{Completed: cfg.JobCompletedRetention,
+			Cancelled: cfg.JobCancelledRetention, Discarded: cfg.JobDiscardedRetention},
 	})
 	if err != nil {
 		return nil, err

@@ -57,6 +57,15 @@ type Config struct {
 	PprofAddr       string
 	VacuumInterval  time.Duration
 	IngestMaxLag    time.Duration
+
+	// Retention: how long each kind of row is kept; 0 keeps it forever.
+	EventsRetention            time.Duration
+	EvaluationsRetention       time.Duration
+	WebhookDeliveriesRetention time.Duration
+	JobCompletedRetention      time.Duration
+	JobCancelledRetention      time.Duration
+	JobDiscardedRetention      time.Duration
+	RetentionInterval          time.Duration
 }
 
 // FlagError is a command line the flag package refused. The flag package has

@@ -86,6 +86,11 @@ func TestBadSettingsAreRefused(t *testing.T) {
 		{map[string]string{"PROCESS_DEAD_AFTER": "8s"}, "PROCESS_DEAD_AFTER (8s) must be at least five PROCESS_HEARTBEAT_INTERVALs (2s)"},
 		{map[string]string{"PROCESS_HEARTBEAT_INTERVAL": "0s"}, "invalid PROCESS_HEARTBEAT_INTERVAL"},
 		{map[string]string{"METRICS_PASSWORD": "x"}, "METRICS_USER and METRICS_PASSWORD go together"},
+		{map[string]string{"EVENTS_RETENTION": "90s"}, "invalid EVENTS_RETENTION: must be a duration of at least a day"},
+		{map[string]string{"EVALUATIONS_RETENTION": "-1d"}, "invalid EVALUATIONS_RETENTION"},
+		{map[string]string{"WEBHOOK_DELIVERIES_RETENTION": "soon"}, "invalid WEBHOOK_DELIVERIES_RETENTION"},
+		{map[string]string{"RETENTION_INTERVAL": "0"}, "invalid RETENTION_INTERVAL"},
+		{map[string]string{"JOB_DISCARDED_RETENTION": "-1h"}, "invalid JOB_DISCARDED_RETENTION"},
 	}
 	for _, tt := range tests {
 		_, _, err := config.Load("serve", config.Database|config.Server, nil, env(tt.env), io.Discard)
@@ -123,4 +128,23 @@ func TestDefaultsAreTheEngines(t *testing.T) {
 	}
 	require.Equal(t, strconv.Itoa(engine.DefaultMaxDepth), defaults["MAX_EVENT_DEPTH"])
 	require.Equal(t, strconv.Itoa(engine.DefaultMaxCascade), defaults["MAX_CASCADE_EVENTS"])
+}
+
+// Retention periods read whole days, and 0 keeps rows forever.
+func TestRetentionSettings(t *testing.T) {
+	t.Parallel()
+	cfg, _, err := config.Load("serve", config.Server, nil, env(nil), io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, 90*24*time.Hour, cfg.EventsRetention)
+	require.Equal(t, 90*24*time.Hour, cfg.EvaluationsRetention)
+	require.Equal(t, 30*24*time.Hour, cfg.WebhookDeliveriesRetention)
+	require.Equal(t, 7*24*time.Hour, cfg.JobDiscardedRetention)
+	require.Equal(t, time.Hour, cfg.RetentionInterval)
+
+	cfg, _, err = config.Load("serve", config.Server, []string{"--events-retention", "0", "--evaluations-retention", "400d"},
+		env(map[string]string{"JOB_COMPLETED_RETENTION": "0"}), io.Discard)
+	require.NoError(t, err)
+	require.Zero(t, cfg.EventsRetention)
+	require.Equal(t, 400*24*time.Hour, cfg.EvaluationsRetention)
+	require.Zero(t, cfg.JobCompletedRetention)
 }

@@ -47,7 +47,7 @@ func boolSetter(field func(c *Config) *bool) func(c *Config, v string) error {
 
 func durationSetter(field func(c *Config) *time.Duration) func(c *Config, v string) error {
 	return func(c *Config, v string) error {
-		d, err := time.ParseDuration(v)
+		d, err := parseDuration(v)
 		if err != nil || d <= 0 {
 			return errors.New("must be a positive duration such as 10s or 2m")
 		}
@@ -59,9 +59,36 @@ func durationSetter(field func(c *Config) *time.Duration) func(c *Config, v stri
 // offDurationSetter is durationSetter for a setting that 0 turns off.
 func offDurationSetter(field func(c *Config) *time.Duration) func(c *Config, v string) error {
 	return func(c *Config, v string) error {
-		d, err := time.ParseDuration(v)
+		d, err := parseDuration(v)
 		if err != nil || d < 0 {
 			return errors.New("must be a duration such as 1m, or 0 to turn it off")
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+// parseDuration is time.ParseDuration that also takes whole days, such as
+// 90d, the unit retention periods are thought of in.
+func parseDuration(v string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 || n > 100*365 {
+			return 0, errors.New("not a whole number of days")
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(v)
+}
+
+// retentionSetter is offDurationSetter for how long rows are kept: 0 keeps
+// them forever, and anything else must be at least a day, so that a slip of
+// the unit (90s for 90d) cannot empty a table.
+func retentionSetter(field func(c *Config) *time.Duration) func(c *Config, v string) error {
+	return func(c *Config, v string) error {
+		d, err := parseDuration(v)
+		if err != nil || (d != 0 && d < 24*time.Hour) {
+			return errors.New("must be a duration of at least a day, such as 90d or 720h, or 0 to keep rows forever")
 		}
 		*field(c) = d
 		return nil

@@ -173,3 +173,20 @@ func (Vacuum) InsertOpts() river.InsertOpts {
 		rivertype.JobStateRunning, rivertype.JobStateScheduled,
 	}}}
 }
+
+// Retention creates the partitions of events and evaluations ahead of time
+// and removes what is past its retention: old partitions, finished webhook
+// deliveries.
+type Retention struct{}
+
+// Kind is the job's stable name.
+func (Retention) Kind() string { return "maintenance.retention" }
+
+// InsertOpts routes the job to the maintenance queue, and keeps a run from
+// being queued while another waits or runs.
+func (Retention) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: queue.Maintenance, UniqueOpts: river.UniqueOpts{ByState: []rivertype.JobState{
+		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
+		rivertype.JobStateRunning, rivertype.JobStateScheduled,
+	}}}
+}

@@ -63,6 +63,27 @@ type Options struct {
 	// Metrics, when set, records every job's outcome, run time and queue
 	// latency.
 	Metrics *metrics.Metrics
+	// Retention is how long events, evaluations and webhook deliveries are
+	// kept, and how often the job that removes them runs.
+	Retention Retention
+	// JobRetention is how long River keeps finished jobs before its job
+	// cleaner deletes them, a zero period forever; the zero JobRetention
+	// keeps River's defaults (a day, a day and a week).
+	JobRetention JobRetention
+}
+
+// JobRetention is how long River keeps finished jobs of each final state.
+type JobRetention struct {
+	Completed, Cancelled, Discarded time.Duration
+}
+
+// riverRetention turns a period where 0 means forever into River's, where
+// -1 means forever and 0 means its default.
+func riverRetention(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
 
 // SchedulePageSize is how many accounts one scheduled evaluation job covers.
@@ -78,6 +99,11 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, opts Options) (*river.Cl
 		ID:         opts.ID,
 		Logger:     logger.With(slog.String("component", "river")),
 		Middleware: []rivertype.Middleware{&traceMiddleware{}},
+	}
+	if opts.JobRetention != (JobRetention{}) {
+		cfg.CompletedJobRetentionPeriod = riverRetention(opts.JobRetention.Completed)
+		cfg.CancelledJobRetentionPeriod = riverRetention(opts.JobRetention.Cancelled)
+		cfg.DiscardedJobRetentionPeriod = riverRetention(opts.JobRetention.Discarded)
 	}
 	if opts.Work {
 		if cfg.ID == "" {
@@ -102,6 +128,7 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, opts Options) (*river.Cl
 		river.AddWorker(workers, &EvaluateAccountsWorker{pool: pool, engine: opts.Engine})
 		river.AddWorker(workers, &IdempotencyCleanupWorker{pool: pool})
 		river.AddWorker(workers, &VacuumWorker{pool: pool, logger: logger.With(slog.String("component", "vacuum"))})
+		river.AddWorker(workers, NewRetentionWorker(pool, opts.Retention, logger.With(slog.String("component", "retention"))))
 		river.AddWorker(workers, &WebhookWorker{pool: pool, sender: opts.Webhooks, timeout: opts.WebhookTimeout, metrics: opts.Metrics})
 
 		cfg.Workers = workers
@@ -117,7 +144,7 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, opts Options) (*river.Cl
 		cfg.FetchPollInterval = opts.FetchPollInterval
 		cfg.JobTimeout = opts.JobTimeout
 		cfg.RescueStuckJobsAfter = opts.RescueAfter
-		cfg.PeriodicJobs = periodicJobs(opts.RulesInterval, opts.VacuumInterval)
+		cfg.PeriodicJobs = periodicJobs(opts.RulesInterval, opts.VacuumInterval, opts.Retention.Interval)
 		if opts.Metrics != nil {
 			cfg.Middleware = append(cfg.Middleware, opts.Metrics.JobMiddleware())
 		}
@@ -146,7 +173,7 @@ func NewClientID() string {
 }
 
 // periodicJobs are scheduled by whichever process holds River's leadership.
-func periodicJobs(rulesInterval, vacuumInterval time.Duration) []*river.PeriodicJob {
+func periodicJobs(rulesInterval, vacuumInterval, retentionInterval time.Duration) []*river.PeriodicJob {
 	periodic := []*river.PeriodicJob{
 		river.NewPeriodicJob(river.PeriodicInterval(time.Hour),
 			func() (river.JobArgs, *river.InsertOpts) { return jobs.IdempotencyCleanup{}, nil },
@@ -156,6 +183,13 @@ func periodicJobs(rulesInterval, vacuumInterval time.Duration) []*river.Periodic
 		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(vacuumInterval),
 			func() (river.JobArgs, *river.InsertOpts) { return jobs.Vacuum{}, nil },
 			&river.PeriodicJobOpts{ID: "vacuum"}))
+	}
+	if retentionInterval > 0 {
+		// Also when a process becomes leader: partitions are made ahead
+		// before anything needs them, whenever the last run was.
+		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(retentionInterval),
+			func() (river.JobArgs, *river.InsertOpts) { return jobs.Retention{}, nil },
+			&river.PeriodicJobOpts{ID: "retention", RunOnStart: true}))
 	}
 	if rulesInterval > 0 {
 		// A tick at every window boundary, and one when a process becomes

@@ -1,0 +1,84 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+
+	"github.com/ctrader/ctrader/internal/jobs"
+	"github.com/ctrader/ctrader/internal/partition"
+	"github.com/ctrader/ctrader/internal/webhook"
+)
+
+// Retention is how long each kind of row is kept; a zero period keeps it
+// forever.
+type Retention struct {
+	Events, Evaluations, WebhookDeliveries time.Duration
+	// Interval is how often the retention job runs; 0 never.
+	Interval time.Duration
+}
+
+// deliveryBatch is how many webhook deliveries one transaction deletes.
+const deliveryBatch = 1000
+
+// RetentionWorker keeps the weekly partitions of events and evaluations
+// ahead of time and drops those past retention (see package partition),
+// then deletes finished webhook deliveries past theirs in small batches,
+// each its own transaction.
+type RetentionWorker struct {
+	river.WorkerDefaults[jobs.Retention]
+	pool       *pgxpool.Pool
+	partitions *partition.Maintainer
+	retention  Retention
+	logger     *slog.Logger
+}
+
+// NewRetentionWorker returns a RetentionWorker working through pool.
+func NewRetentionWorker(pool *pgxpool.Pool, r Retention, logger *slog.Logger) *RetentionWorker {
+	return &RetentionWorker{pool: pool, partitions: partition.New(pool, logger), retention: r, logger: logger}
+}
+
+// Work runs the partition maintenance and deletes old deliveries. A run
+// that finds another one at work leaves the partitions to it.
+func (w *RetentionWorker) Work(ctx context.Context, _ *river.Job[jobs.Retention]) error {
+	report, err := w.partitions.Run(ctx, []partition.Policy{
+		{Table: "events", Retention: w.retention.Events},
+		{Table: "evaluations", Retention: w.retention.Evaluations},
+	})
+	switch {
+	case errors.Is(err, partition.ErrBusy):
+		w.logger.InfoContext(ctx, "partition maintenance left to the run in progress")
+	case err != nil:
+		return err
+	case len(report.Created)+len(report.Dropped) > 0 || report.Moved+report.Deleted > 0:
+		w.logger.InfoContext(ctx, "partitions maintained", slog.Any("created", report.Created),
+			slog.Any("dropped", report.Dropped), slog.Int64("moved", report.Moved), slog.Int64("deleted", report.Deleted))
+	}
+	if w.retention.WebhookDeliveries <= 0 {
+		return nil
+	}
+	before := time.Now().Add(-w.retention.WebhookDeliveries)
+	var total int64
+	for {
+		n, err := webhook.DeleteFinishedBefore(ctx, w.pool, before, deliveryBatch)
+		total += n
+		if err != nil {
+			return err
+		}
+		if n < deliveryBatch {
+			break
+		}
+	}
+	if total > 0 {
+		w.logger.InfoContext(ctx, "webhook deliveries deleted", slog.Int64("deliveries", total))
+	}
+	return nil
+}
+
+// Timeout leaves a run that deletes a large backlog of deliveries time to
+// finish; what it does not finish the next run does.
+func (w *RetentionWorker) Timeout(*river.Job[jobs.Retention]) time.Duration { return 10 * time.Minute }
