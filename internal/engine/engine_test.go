@@ -21,6 +21,7 @@ import (
 	"github.com/ctrader/ctrader/internal/evaluation"
 	"github.com/ctrader/ctrader/internal/event"
 	"github.com/ctrader/ctrader/internal/jobs"
+	"github.com/ctrader/ctrader/internal/partition"
 	"github.com/ctrader/ctrader/internal/rule"
 	"github.com/ctrader/ctrader/internal/webhook"
 )
@@ -288,4 +289,52 @@ func TestWebhooksOfABatchReportTheAccountAsTheirEventLeftIt(t *testing.T) {
 	var jobsQueued int
 	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = $1`, jobs.WebhookDeliver{}.Kind()).Scan(&jobsQueued))
 	require.Equal(t, 3, jobsQueued, "one job per delivery")
+}
+
+// An evaluation's id is derived from what it evaluates: evaluating the same
+// rule version against the same event again (its status lost, say) records
+// nothing new and takes no action twice, and the evaluation lives in the
+// event's time partition.
+func TestEvaluationIDsMakeEvaluationOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	a := b.activeAccount(t)
+	r := b.createRule(t, rule.Input{Name: "echo", EventTypes: []string{"ping"}, Condition: `true`,
+		Actions: []rule.Action{{Type: rule.ActionEmitEvent, EventType: "pong", Payload: map[string]any{}}}})
+	ev := b.ingest(t, a.ID, "ping", map[string]any{})
+
+	b.process(t, ev.ID)
+	_, err := b.pool.Exec(ctx, `UPDATE events SET status = 'pending' WHERE id = $1`, ev.ID)
+	require.NoError(t, err)
+	b.process(t, ev.ID)
+
+	evals := b.evaluations(t, ev.ID)
+	require.Len(t, evals, 1)
+	require.Equal(t, evaluation.EventID(ev.ID, r.ID, r.Version), evals[0].ID)
+	require.Equal(t, partition.TimeOf(ev.ID), partition.TimeOf(evals[0].ID), "in the event's partition")
+	var pongs int
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE type = 'pong'`).Scan(&pongs))
+	require.Equal(t, 1, pongs, "the action was taken once")
+
+	// The same holds for a run: a window or manual run evaluated twice.
+	s := b.createRule(t, rule.Input{Name: "tick", Scheduled: true, Condition: `true`,
+		Actions: []rule.Action{{Type: rule.ActionEmitEvent, EventType: "tock", Payload: map[string]any{}}}})
+	args := jobs.EvaluateAccounts{Trigger: evaluation.TriggerSchedule, RunID: "schedule:2026-01-05T10:00:00Z",
+		RuleIDs: []uuid.UUID{s.ID}, AccountID: a.ID}
+	for range 2 {
+		require.NoError(t, db.InTx(ctx, b.pool, func(tx pgx.Tx) error {
+			_, err := b.engine.EvaluateAccounts(ctx, tx, b.client, args)
+			return err
+		}))
+	}
+	var runs, tocks int
+	require.NoError(t, b.pool.QueryRow(ctx, `
+		SELECT (SELECT count(*) FROM evaluations WHERE run_id = $1), (SELECT count(*) FROM events WHERE type = 'tock')`,
+		args.RunID).Scan(&runs, &tocks))
+	require.Equal(t, 1, runs)
+	require.Equal(t, 1, tocks)
+	at, ok := evaluation.RunTime(args.RunID)
+	require.True(t, ok)
+	require.Equal(t, partition.Bound(at), partition.Bound(partition.TimeOf(evaluation.RunID(args.RunID, s.ID, s.Version, a.ID))))
 }
