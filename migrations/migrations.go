@@ -43,6 +43,17 @@ func Go() []*goose.Migration {
 	}
 }
 
+// GoName names a migration written in Go, which has no file to be named by.
+func GoName(version int64) string {
+	switch version {
+	case 1:
+		return fmt.Sprintf("00001_river_schema (River migrations 1-%d)", RiverSchemaVersion)
+	case partitionVersion:
+		return fmt.Sprintf("%05d_partition_events_evaluations (Go)", version)
+	}
+	return fmt.Sprintf("%05d (Go)", version)
+}
+
 func riverTo(target int, direction rivermigrate.Direction) func(context.Context, *sql.DB) error {
 	return func(ctx context.Context, db *sql.DB) error {
 		migrator, err := rivermigrate.New(riverdatabasesql.New(db), nil)

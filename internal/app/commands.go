@@ -160,10 +160,11 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	return nil
 }
 
-// describe names a migration; River's schema is a Go migration with no file.
+// describe names a migration; those written in Go (River's schema, the
+// partitioning of events) have no file.
 func describe(s *goose.Source) string {
 	if s.Path == "" {
-		return fmt.Sprintf("%05d_river_schema (River migrations 1-%d)", s.Version, migrations.RiverSchemaVersion)
+		return migrations.GoName(s.Version)
 	}
 	return path.Base(s.Path)
 }

@@ -150,17 +150,29 @@ func (m *Maintainer) table(ctx context.Context, conn *pgx.Conn, p Policy, r *Rep
 		}
 	}
 
-	// Old partitions go first, then new ones are made.
+	// Old partitions go first, then new ones are made. A partition is
+	// detached (an instant under an exclusive lock of the parent) and then
+	// dropped apart: dropping deletes its files, which takes longer the
+	// larger it is, and by then nothing waits for it. Between the two steps
+	// it is named as expired, so that a run killed in between leaves a table
+	// the next run knows to drop.
+	expired, err := m.expired(ctx, conn, p.Table)
+	if err != nil {
+		return err
+	}
 	if p.Retention > 0 {
 		cutoff := Bound(now.Add(-p.Retention))
 		for _, part := range parts {
 			if part.Default || part.Range.To == nil || compare(*part.Range.To, cutoff) > 0 {
 				continue
 			}
-			if err := m.step(ctx, conn, "drop "+part.Name,
-				`DROP TABLE IF EXISTS `+pgx.Identifier{part.Name}.Sanitize()); err != nil {
+			name := pgx.Identifier{part.Name}.Sanitize()
+			if err := m.step(ctx, conn, "detach "+part.Name, `
+				ALTER TABLE `+pgx.Identifier{p.Table}.Sanitize()+` DETACH PARTITION `+name+`;
+				ALTER TABLE `+name+` RENAME TO `+pgx.Identifier{part.Name + expiredSuffix}.Sanitize()); err != nil {
 				return err
 			}
+			expired = append(expired, part.Name+expiredSuffix)
 			r.Dropped = append(r.Dropped, part.Name)
 		}
 		if def != nil {
@@ -169,6 +181,12 @@ func (m *Maintainer) table(ctx context.Context, conn *pgx.Conn, p Policy, r *Rep
 			if err != nil {
 				return err
 			}
+		}
+	}
+
+	for _, name := range expired {
+		if err := m.step(ctx, conn, "drop "+name, `DROP TABLE IF EXISTS `+pgx.Identifier{name}.Sanitize()); err != nil {
+			return err
 		}
 	}
 
@@ -193,6 +211,27 @@ func (m *Maintainer) table(ctx context.Context, conn *pgx.Conn, p Policy, r *Rep
 		r.Created = append(r.Created, name)
 	}
 	return nil
+}
+
+// expiredSuffix ends the name of a partition detached to be dropped.
+const expiredSuffix = "_expired"
+
+// expired lists the tables detached from table to be dropped and not
+// dropped yet.
+func (m *Maintainer) expired(ctx context.Context, conn *pgx.Conn, table string) ([]string, error) {
+	rows, err := conn.Query(ctx, `
+		SELECT relname::text FROM pg_class
+		WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r' AND NOT relispartition
+		  AND starts_with(relname, $1) AND right(relname, $2) = $3
+		ORDER BY relname`, table+"_", len(expiredSuffix), expiredSuffix)
+	if err != nil {
+		return nil, fmt.Errorf("list expired partitions of %s: %w", table, err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list expired partitions of %s: %w", table, err)
+	}
+	return names, nil
 }
 
 // create adds the partition name for week. Rows of the week that reached

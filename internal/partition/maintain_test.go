@@ -100,6 +100,10 @@ func (b *bundle) requireShape(t *testing.T, table string, at time.Time, retentio
 		require.True(t, p.Range.Overlaps(partition.Range{From: &cutoff}), "%s is past retention and still there", p.Name)
 	}
 	require.Contains(t, names(parts), partition.DefaultName(table))
+	var leftovers int
+	require.NoError(t, b.pool.QueryRow(context.Background(),
+		`SELECT count(*) FROM pg_class WHERE relname LIKE $1`, table+`\_%\_expired`).Scan(&leftovers))
+	require.Zero(t, leftovers, "every detached partition was dropped")
 }
 
 // A run creates the weeks ahead; as time passes, later runs create the next
@@ -211,7 +215,7 @@ func TestInterruptedRunIsFinishedByTheNext(t *testing.T) {
 }
 
 // A run whose connection is killed while it waits for a lock (a process
-// killed in the middle of a DROP) leaves nothing half done; the next run
+// killed in the middle of a DETACH) leaves nothing half done; the next run
 // completes. A run waits for a lock only so long, and then fails without
 // having changed anything.
 func TestKilledRunIsFinishedByTheNext(t *testing.T) {
@@ -243,7 +247,7 @@ func TestKilledRunIsFinishedByTheNext(t *testing.T) {
 	require.Eventually(t, func() bool {
 		err := b.pool.QueryRow(ctx, `
 			SELECT pid FROM pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'DROP TABLE%'`).Scan(&pid)
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%DETACH PARTITION%'`).Scan(&pid)
 		return err == nil
 	}, 10*time.Second, 20*time.Millisecond)
 	_, err = b.pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, pid)
