@@ -15,10 +15,10 @@ import (
 // DefaultAhead is how far past now partitions are created.
 const DefaultAhead = 4 * Period
 
-// DefaultLockTimeout bounds how long one step waits for a lock. A DROP or
-// CREATE of a partition needs an exclusive lock on its table for an instant;
-// waiting behind a long transaction would queue every insert behind the
-// step, so the step gives up instead and the next run tries again.
+// DefaultLockTimeout bounds how long one step waits for a lock. Detaching a
+// partition needs an exclusive lock on its table for an instant; waiting
+// behind a long transaction would queue every insert behind the step, so
+// the step gives up instead and the next run tries again.
 const DefaultLockTimeout = 2 * time.Second
 
 // defaultBatch is how many rows of a DEFAULT partition one step deletes.
@@ -234,35 +234,30 @@ func (m *Maintainer) expired(ctx context.Context, conn *pgx.Conn, table string) 
 	return names, nil
 }
 
-// create adds the partition name for week. Rows of the week that reached
-// the DEFAULT partition meanwhile (its rows would make a plain CREATE fail)
-// are moved into the new partition in the same transaction.
+// create adds the partition name for week: a table made like the parent,
+// then attached. CREATE TABLE … PARTITION OF would lock the parent
+// exclusively, and every insert would queue behind it while it waits;
+// ATTACH takes a lock that lets inserts and updates go on, and checks an
+// empty table in no time. Rows of the week that reached the DEFAULT
+// partition meanwhile (ATTACH would refuse them there) are moved into the
+// new table first, in the same transaction.
 func (m *Maintainer) create(ctx context.Context, conn *pgx.Conn, table, name string, week Range, def *Partition) (int64, error) {
 	parent, child := pgx.Identifier{table}.Sanitize(), pgx.Identifier{name}.Sanitize()
 	var moved int64
 	err := m.tx(ctx, conn, func(tx pgx.Tx) error {
-		stray := false
-		if def != nil {
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM `+pgx.Identifier{def.Name}.Sanitize()+
-				` WHERE id >= $1 AND id < $2)`, week.From, week.To).Scan(&stray); err != nil {
-				return err
-			}
-		}
-		if !stray {
-			_, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+child+` PARTITION OF `+parent+` `+week.ForValues())
-			return err
-		}
 		if _, err := tx.Exec(ctx, `CREATE TABLE `+child+` (LIKE `+parent+` INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`); err != nil {
 			return err
 		}
-		tag, err := tx.Exec(ctx, `
-			WITH moved AS (DELETE FROM `+pgx.Identifier{def.Name}.Sanitize()+` WHERE id >= $1 AND id < $2 RETURNING *)
-			INSERT INTO `+child+` SELECT * FROM moved`, week.From, week.To)
-		if err != nil {
-			return err
+		if def != nil {
+			tag, err := tx.Exec(ctx, `
+				WITH moved AS (DELETE FROM `+pgx.Identifier{def.Name}.Sanitize()+` WHERE id >= $1 AND id < $2 RETURNING *)
+				INSERT INTO `+child+` SELECT * FROM moved`, week.From, week.To)
+			if err != nil {
+				return err
+			}
+			moved = tag.RowsAffected()
 		}
-		moved = tag.RowsAffected()
-		_, err = tx.Exec(ctx, `ALTER TABLE `+parent+` ATTACH PARTITION `+child+` `+week.ForValues())
+		_, err := tx.Exec(ctx, `ALTER TABLE `+parent+` ATTACH PARTITION `+child+` `+week.ForValues())
 		return err
 	})
 	if err != nil {

@@ -54,3 +54,6 @@ func (w *EventsWorker) RunBatch(ctx context.Context, batch []*river.Job[jobs.Eve
 func NewScheduleTickWorker(pool *pgxpool.Pool, interval time.Duration, now func() time.Time, logger *slog.Logger) *ScheduleTickWorker {
 	return &ScheduleTickWorker{pool: pool, interval: interval, now: now, logger: logger}
 }
+
+// RiverRetention is how a retention period is given to River.
+var RiverRetention = riverRetention

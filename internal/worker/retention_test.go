@@ -79,3 +79,14 @@ func TestRetentionDeletesFinishedDeliveriesPastRetention(t *testing.T) {
 	}
 	require.True(t, ahead, "the weeks ahead have partitions")
 }
+
+// A zero period keeps River's jobs forever, which River spells -1 (its 0
+// is its default); River accepts what the settings allow.
+func TestJobRetentionIsRiversOwn(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, time.Duration(-1), worker.RiverRetention(0))
+	require.Equal(t, time.Hour, worker.RiverRetention(time.Hour))
+	_, err := worker.NewClient(dbtest.New(t), dbtest.Logger(t), worker.Options{
+		JobRetention: worker.JobRetention{Completed: 0, Cancelled: time.Hour, Discarded: 7 * 24 * time.Hour}})
+	require.NoError(t, err)
+}
