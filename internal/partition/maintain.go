@@ -101,10 +101,13 @@ func (m *Maintainer) Run(ctx context.Context, policies []Policy) (Report, error)
 	return r, nil
 }
 
+// Querier runs queries: a pool, a connection or a transaction.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
 // List returns table's partitions.
-func List(ctx context.Context, q interface {
-	Query(context.Context, string, ...any) (pgx.Rows, error)
-}, table string) ([]Partition, error) {
+func List(ctx context.Context, q Querier, table string) ([]Partition, error) {
 	rows, err := q.Query(ctx, `
 		SELECT c.relname, pg_get_expr(c.relpartbound, c.oid)
 		FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
