@@ -34,8 +34,9 @@ func RunID(runID string, ruleID uuid.UUID, ruleVersion int, accountID uuid.UUID)
 // RunTime is the time a run id names: the start of a scheduled window
 // ("schedule:2026-01-05T10:00:00Z") or the UUIDv7 of a manual run
 // ("manual:0194…"). A run id must name its time in one of these forms: the
-// evaluations of one that does not get ids of the Unix epoch, which no
-// weekly partition holds, and retention removes them at its next run.
+// evaluations of one that does not get ids of the Unix epoch, which fall in
+// the oldest partition (the DEFAULT one once that is dropped) and are
+// removed with it.
 func RunTime(runID string) (time.Time, bool) {
 	_, rest, ok := strings.Cut(runID, ":")
 	if !ok {
