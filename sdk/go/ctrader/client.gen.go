@@ -98,19 +98,19 @@ func (e EventDetailStatus) Valid() bool {
 
 // Defines values for RuleActionType.
 const (
-	EmitEvent        RuleActionType = "emit_event"
-	SetAccountStatus RuleActionType = "set_account_status"
-	Webhook          RuleActionType = "webhook"
+	RuleActionTypeEmitEvent        RuleActionType = "emit_event"
+	RuleActionTypeSetAccountStatus RuleActionType = "set_account_status"
+	RuleActionTypeWebhook          RuleActionType = "webhook"
 )
 
 // Valid indicates whether the value is a known member of the RuleActionType enum.
 func (e RuleActionType) Valid() bool {
 	switch e {
-	case EmitEvent:
+	case RuleActionTypeEmitEvent:
 		return true
-	case SetAccountStatus:
+	case RuleActionTypeSetAccountStatus:
 		return true
-	case Webhook:
+	case RuleActionTypeWebhook:
 		return true
 	default:
 		return false

@@ -10,4 +10,4 @@
 // processed.
 package ctrader
 
-//go:generate go tool oapi-codegen -config oapi-codegen.yaml ../../../openapi/openapi-3.0.yaml
+//go:generate go tool oapi-codegen -config oapi-codegen.yaml -o client.gen.go ../../../openapi/openapi-3.0.yaml
