@@ -2,7 +2,8 @@
 // spans accounts, events, rules, evaluations and webhooks. The River workers
 // call it inside the transaction that completes their job, so an evaluation,
 // its effects and the job's completion commit together; Manual starts an
-// evaluation by hand.
+// evaluation by hand; Tester evaluates a rule through the same code and
+// reports what its actions would do, doing none of it.
 package engine
 
 import (
