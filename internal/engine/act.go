@@ -70,7 +70,7 @@ type effects interface {
 	setStatus(ctx context.Context, a *account.Account, status string) (previous string, err error)
 	// deliverable reports whether endpoint can receive deliveries now.
 	deliverable(endpoint uuid.UUID) bool
-	// deliver sends a webhook message.
+	// deliver has a webhook message delivered.
 	deliver(out webhook.Outbound)
 }
 

@@ -27,8 +27,8 @@ import (
 // Tester tests rules: it evaluates a rule as the engine does and reports what
 // its actions would do, without doing any of it. Nothing is written, queued
 // or sent: every read is in one read-only transaction, which Postgres would
-// refuse to write in, and the actions go through the engine's own code with
-// effects that only take notes.
+// refuse to write in and which ends before the rule is evaluated, and the
+// actions go through the engine's own code with effects that only take notes.
 type Tester struct {
 	pool   *pgxpool.Pool
 	engine *Engine
@@ -109,7 +109,7 @@ func (t *Tester) Draft(ctx context.Context, in rule.Input, s Sample) (*Result, e
 	if err != nil {
 		return nil, err
 	}
-	return t.inReadOnlyTx(ctx, func(tx pgx.Tx) (*Result, error) {
+	return t.run(ctx, func(tx pgx.Tx) (*trial, error) {
 		endpoints, err := webhook.EndpointsAmong(ctx, tx, endpointsOf(r.Actions))
 		if err != nil {
 			return nil, err
@@ -120,7 +120,7 @@ func (t *Tester) Draft(ctx context.Context, in rule.Input, s Sample) (*Result, e
 		if err := rule.RequireEndpoints(ctx, tx, r.Actions, referable); err != nil {
 			return nil, err
 		}
-		return t.test(ctx, tx, r, compiled, endpoints, prepared)
+		return t.read(ctx, tx, r, compiled, endpoints, prepared)
 	})
 }
 
@@ -131,7 +131,7 @@ func (t *Tester) Stored(ctx context.Context, id uuid.UUID, version int, s Sample
 	if err != nil {
 		return nil, err
 	}
-	return t.inReadOnlyTx(ctx, func(tx pgx.Tx) (*Result, error) {
+	return t.run(ctx, func(tx pgx.Tx) (*trial, error) {
 		var (
 			r   *rule.Rule
 			err error
@@ -148,22 +148,28 @@ func (t *Tester) Stored(ctx context.Context, id uuid.UUID, version int, s Sample
 		if err != nil {
 			return nil, err
 		}
-		return t.test(ctx, tx, r, nil, endpoints, prepared)
+		return t.read(ctx, tx, r, nil, endpoints, prepared)
 	})
 }
 
-// inReadOnlyTx runs fn in a read-only transaction, always rolled back.
-func (t *Tester) inReadOnlyTx(ctx context.Context, fn func(tx pgx.Tx) (*Result, error)) (*Result, error) {
+// run reads what a test needs with read in a read-only transaction, which it
+// rolls back, then evaluates: the connection is not held while the rule
+// runs.
+func (t *Tester) run(ctx context.Context, read func(tx pgx.Tx) (*trial, error)) (*Result, error) {
+	tr, err := t.readOnly(ctx, read)
+	if err != nil {
+		return nil, db.Wrap("test rule", err, nil)
+	}
+	return t.engine.dryRun(ctx, tr)
+}
+
+func (t *Tester) readOnly(ctx context.Context, read func(tx pgx.Tx) (*trial, error)) (*trial, error) {
 	tx, err := t.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
 	if err != nil {
-		return nil, db.Wrap("test rule", err, nil)
+		return nil, err
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	res, err := fn(tx)
-	if err != nil {
-		return nil, db.Wrap("test rule", err, nil)
-	}
-	return res, nil
+	return read(tx)
 }
 
 func endpointsOf(actions []rule.Action) []uuid.UUID {
@@ -176,8 +182,17 @@ func endpointsOf(actions []rule.Action) []uuid.UUID {
 	return ids
 }
 
-// test reads what the sample names, then evaluates r against it.
-func (t *Tester) test(ctx context.Context, tx pgx.Tx, r *rule.Rule, compiled *rule.Compiled, endpoints map[uuid.UUID]*webhook.Endpoint, s *prepared) (*Result, error) {
+// trial is what a test evaluates, all read before it evaluates.
+type trial struct {
+	rule     *rule.Rule
+	compiled *rule.Compiled // a draft's; nil for a stored rule
+	event    *event.Event   // nil for none
+	account  *account.Account
+	fx       *dryEffects
+}
+
+// read reads what the sample names and what the actions need.
+func (t *Tester) read(ctx context.Context, tx pgx.Tx, r *rule.Rule, compiled *rule.Compiled, endpoints map[uuid.UUID]*webhook.Endpoint, s *prepared) (*trial, error) {
 	if err := s.resolve(ctx, tx); err != nil {
 		return nil, err
 	}
@@ -190,12 +205,14 @@ func (t *Tester) test(ctx context.Context, tx pgx.Tx, r *rule.Rule, compiled *ru
 		}
 		fx.room -= n
 	}
-	return t.engine.dryRun(ctx, r, compiled, s.event, s.account, fx)
+	return &trial{rule: r, compiled: compiled, event: s.event, account: s.account, fx: fx}, nil
 }
 
-// dryRun evaluates r against ev (nil for none) and acct as the live path
-// does, taking the actions of a match through fx.
-func (e *Engine) dryRun(ctx context.Context, r *rule.Rule, compiled *rule.Compiled, ev *event.Event, acct *account.Account, fx *dryEffects) (*Result, error) {
+// dryRun evaluates a trial's rule against its event (if any) and account as
+// the live path does, taking the actions of a match through its effects,
+// which only take notes.
+func (e *Engine) dryRun(ctx context.Context, tr *trial) (*Result, error) {
+	r, ev, acct, fx := tr.rule, tr.event, tr.account, tr.fx
 	trigger, runID := evaluation.TriggerEvent, (*string)(nil)
 	if ev != nil {
 		if _, _, err := addWon(acct, ev); err != nil {
@@ -212,7 +229,7 @@ func (e *Engine) dryRun(ctx context.Context, r *rule.Rule, compiled *rule.Compil
 	before, seen := *acct, *acct
 	s := subject{rule: r, account: acct, seen: &seen, event: ev}
 	vars := &rule.Vars{Event: eventVar(ev), Account: accountVar(acct), Now: event.Now()}
-	p, took, err := e.evaluate(ctx, s, compiled, vars, trigger, runID)
+	p, took, err := e.evaluate(ctx, s, tr.compiled, vars, trigger, runID)
 	if err != nil {
 		return nil, err
 	}
