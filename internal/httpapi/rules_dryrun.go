@@ -142,15 +142,15 @@ type ruleTestOutput struct {
 var (
 	testRuleExamples = map[string]*huma.Example{
 		"inline":        {Summary: "An event and an account described here", Value: exampleInlineTest},
-		"stored event":  {Summary: "A stored event and its account", Value: exampleStoredEventTest},
-		"account alone": {Summary: "An account without an event, as a scheduled evaluation sees it", Value: exampleAccountTest},
+		"stored-event":  {Summary: "A stored event and its account", Value: exampleStoredEventTest},
+		"account-alone": {Summary: "An account without an event, as a scheduled evaluation sees it", Value: exampleAccountTest},
 	}
 	testStoredRuleExamples = map[string]*huma.Example{
-		"stored event": {Summary: "A stored event and its account", Value: map[string]any{"event_id": "0192a8e4-6f1e-7c3a-9d2b-3c4d5e6f7a8b"}},
-		"earlier version": {Summary: "Version 1 of the rule, against an event described here", Value: map[string]any{
+		"stored-event": {Summary: "A stored event and its account", Value: map[string]any{"event_id": "0192a8e4-6f1e-7c3a-9d2b-3c4d5e6f7a8b"}},
+		"earlier-version": {Summary: "Version 1 of the rule, against an event described here", Value: map[string]any{
 			"version": 1, "event": map[string]any{"type": "won", "payload": map[string]any{"amount": 1500}},
 			"account_id": "0192a8e4-6f1e-7c3a-9d2b-3c4d5e6f7a8b"}},
-		"account alone": {Summary: "An account without an event", Value: map[string]any{"account_id": "0192a8e4-6f1e-7c3a-9d2b-3c4d5e6f7a8b"}},
+		"account-alone": {Summary: "An account without an event", Value: map[string]any{"account_id": "0192a8e4-6f1e-7c3a-9d2b-3c4d5e6f7a8b"}},
 	}
 	exampleInlineTest = map[string]any{
 		"event_types": []string{"won"},
