@@ -77,6 +77,16 @@ type Outbound struct {
 // BatchSize is the most deliveries one job makes first attempts at.
 const BatchSize = 16
 
+// Body is the message as it is stored and sent, byte for byte: what every
+// attempt signs.
+func (o Outbound) Body() ([]byte, error) {
+	body, err := json.Marshal(o.Message)
+	if err != nil {
+		return nil, fmt.Errorf("encode webhook message: %w", err)
+	}
+	return body, nil
+}
+
 // EnqueueMany stores deliveries and their jobs in tx, so each delivery
 // exists exactly when the evaluation that caused it does. It takes two round
 // trips however many there are: the jobs in one insert, then the deliveries,
@@ -105,9 +115,9 @@ func EnqueueMany(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, out []O
 	}
 	rows := make([][]any, len(out))
 	for i, o := range out {
-		body, err := json.Marshal(o.Message)
+		body, err := o.Body()
 		if err != nil {
-			return fmt.Errorf("encode webhook message: %w", err)
+			return err
 		}
 		rows[i] = []any{o.ID, o.EndpointID, o.EvaluationID, o.Message.Type, body, res[i/BatchSize].Job.ID}
 	}

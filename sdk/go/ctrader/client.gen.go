@@ -116,6 +116,45 @@ func (e RuleActionType) Valid() bool {
 	}
 }
 
+// Defines values for RuleTestTrigger.
+const (
+	RuleTestTriggerEvent  RuleTestTrigger = "event"
+	RuleTestTriggerManual RuleTestTrigger = "manual"
+)
+
+// Valid indicates whether the value is a known member of the RuleTestTrigger enum.
+func (e RuleTestTrigger) Valid() bool {
+	switch e {
+	case RuleTestTriggerEvent:
+		return true
+	case RuleTestTriggerManual:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RuleTestActionType.
+const (
+	RuleTestActionTypeEmitEvent        RuleTestActionType = "emit_event"
+	RuleTestActionTypeSetAccountStatus RuleTestActionType = "set_account_status"
+	RuleTestActionTypeWebhook          RuleTestActionType = "webhook"
+)
+
+// Valid indicates whether the value is a known member of the RuleTestActionType enum.
+func (e RuleTestActionType) Valid() bool {
+	switch e {
+	case RuleTestActionTypeEmitEvent:
+		return true
+	case RuleTestActionTypeSetAccountStatus:
+		return true
+	case RuleTestActionTypeWebhook:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for WebhookDeliveryStatus.
 const (
 	WebhookDeliveryStatusFailed    WebhookDeliveryStatus = "failed"
@@ -693,6 +732,189 @@ type RuleAction struct {
 // RuleActionType emit_event posts a follow-up event for the same account; set_account_status changes the account's status; webhook delivers a signed message to a webhook endpoint
 type RuleActionType string
 
+// RuleTest defines model for RuleTest.
+type RuleTest struct {
+	Account Account `json:"account"`
+
+	// Actions What the matched rule would do, in the rule's order; empty when it did not match
+	Actions []RuleTestAction `json:"actions"`
+
+	// Applies false when the rule is not evaluated for events of this type (its event_types, or scheduled with none); the condition is evaluated anyway
+	Applies bool `json:"applies"`
+
+	// Cost CEL cost units the condition used; an evaluation stops at 1,000,000
+	//
+	// Example: 7
+	Cost int64 `json:"cost"`
+
+	// DepthLimited The event is at the maximum depth: emit_event actions are skipped
+	DepthLimited bool `json:"depth_limited"`
+
+	// DurationMs Time the condition took, in milliseconds; an evaluation stops at 1,000
+	//
+	// Example: 0.021
+	DurationMs float64 `json:"duration_ms"`
+
+	// Error Why the condition could not be evaluated (a missing key, the cost limit, the time limit); matched is then false
+	//
+	// Example: no such key: region
+	Error *string `json:"error,omitempty"`
+	Event *Event  `json:"event,omitempty"`
+
+	// Matched Whether the condition matched
+	Matched bool `json:"matched"`
+
+	// RuleID The stored rule tested; absent for a rule given in the request
+	RuleID *openapi_types.UUID `json:"rule_id,omitempty"`
+
+	// RuleVersion The version tested; absent for a rule given in the request
+	RuleVersion *int64 `json:"rule_version,omitempty"`
+
+	// Trigger event with an event; manual without one, as a manual or scheduled evaluation
+	Trigger RuleTestTrigger `json:"trigger"`
+}
+
+// RuleTestTrigger event with an event; manual without one, as a manual or scheduled evaluation
+type RuleTestTrigger string
+
+// RuleTestAction defines model for RuleTestAction.
+type RuleTestAction struct {
+	// Body webhook: the message that would be signed and sent, as it would be sent (a test signs nothing); the evaluation id in it is made for the test, and a rule given in the request has the nil id and version 0
+	Body interface{} `json:"body,omitempty"`
+
+	// EndpointID webhook: the endpoint
+	EndpointID *openapi_types.UUID `json:"endpoint_id,omitempty"`
+
+	// EndpointURL webhook: where the delivery would go
+	//
+	// Example: https://example.com/hooks/ctrader
+	EndpointURL *string `json:"endpoint_url,omitempty"`
+
+	// Error Why the action would fail, such as a payload expression error
+	Error *string `json:"error,omitempty"`
+	Event *Event  `json:"event,omitempty"`
+
+	// EventType emit_event: the type it would emit
+	//
+	// Example: vip_candidate
+	EventType *string `json:"event_type,omitempty"`
+
+	// PreviousStatus set_account_status: the status before
+	//
+	// Example: active
+	PreviousStatus *string `json:"previous_status,omitempty"`
+
+	// Skipped Why the action would not be taken: depth_limit, cascade_limit or endpoint_disabled, as in evaluations
+	//
+	// Example: endpoint_disabled
+	Skipped *string `json:"skipped,omitempty"`
+
+	// Status set_account_status: the status it would set
+	//
+	// Example: vip
+	Status *string `json:"status,omitempty"`
+
+	// Type Example: emit_event
+	Type RuleTestActionType `json:"type"`
+}
+
+// RuleTestActionType Example: emit_event
+type RuleTestActionType string
+
+// TestAccount defines model for TestAccount.
+type TestAccount struct {
+	// CreatedAt Defaults to now
+	CreatedAt *time.Time `json:"created_at,omitempty"`
+
+	// Metadata JSON object, at most 16 KiB encoded
+	//
+	// Example: {"region":"EU"}
+	Metadata map[string]interface{} `json:"metadata,omitempty"`
+
+	// Name Example: John Doe
+	Name *string `json:"name,omitempty"`
+
+	// Status Defaults to active
+	//
+	// Example: active
+	Status *string `json:"status,omitempty"`
+
+	// WonCount Example: 3
+	WonCount *int64 `json:"won_count,omitempty"`
+
+	// WonTotal Before the event: a won event's amount is added to it, as the events worker does
+	//
+	// Example: 2500
+	WonTotal *json.Number `json:"won_total,omitempty"`
+}
+
+// TestEvent defines model for TestEvent.
+type TestEvent struct {
+	// Depth Where the event sits in a chain of follow-ups (0 for a posted event); at MAX_EVENT_DEPTH its emit_event actions are skipped
+	Depth *int64 `json:"depth,omitempty"`
+
+	// OccurredAt RFC 3339 time; defaults to now; at most 24 hours ahead
+	OccurredAt *time.Time `json:"occurred_at,omitempty"`
+
+	// Payload JSON object, at most 32 KiB encoded and 32 levels deep
+	//
+	// Example: {"amount":1500}
+	Payload map[string]interface{} `json:"payload,omitempty"`
+
+	// Type Event type; won events must carry a numeric payload.amount
+	//
+	// Example: won
+	Type string `json:"type"`
+}
+
+// TestRuleInputBody defines model for TestRuleInputBody.
+type TestRuleInputBody struct {
+	Account *TestAccount `json:"account,omitempty"`
+
+	// AccountID A stored account: the event's account, or without an event an evaluation such as scheduled and manual ones make
+	AccountID *openapi_types.UUID `json:"account_id,omitempty"`
+	Actions   []RuleAction        `json:"actions,omitempty"`
+
+	// Condition Example: event.payload.amount > 1000
+	Condition   string  `json:"condition"`
+	Description *string `json:"description,omitempty"`
+
+	// Enabled Accepted so that a createRule body can be tested as it is; a test evaluates the rule either way
+	Enabled *bool      `json:"enabled,omitempty"`
+	Event   *TestEvent `json:"event,omitempty"`
+
+	// EventID A stored event, tested against its own account as the account stands now (with the event's won amount added if the event is still pending)
+	EventID *openapi_types.UUID `json:"event_id,omitempty"`
+
+	// EventTypes Event types the rule is for; applies says whether the event's type is one of them
+	//
+	// Example: ["won"]
+	EventTypes []string `json:"event_types,omitempty"`
+
+	// Name Optional here; webhook bodies carry it
+	//
+	// Example: big win
+	Name      *string `json:"name,omitempty"`
+	Scheduled *bool   `json:"scheduled,omitempty"`
+}
+
+// TestStoredRuleInputBody defines model for TestStoredRuleInputBody.
+type TestStoredRuleInputBody struct {
+	Account *TestAccount `json:"account,omitempty"`
+
+	// AccountID A stored account: the event's account, or without an event an evaluation such as scheduled and manual ones make
+	AccountID *openapi_types.UUID `json:"account_id,omitempty"`
+	Event     *TestEvent          `json:"event,omitempty"`
+
+	// EventID A stored event, tested against its own account as the account stands now (with the event's won amount added if the event is still pending)
+	EventID *openapi_types.UUID `json:"event_id,omitempty"`
+
+	// Version The version to test; defaults to the current one
+	//
+	// Example: 1
+	Version *int64 `json:"version,omitempty"`
+}
+
 // UpdateRuleInputBody defines model for UpdateRuleInputBody.
 type UpdateRuleInputBody struct {
 	Actions     *[]RuleAction `json:"actions,omitempty"`
@@ -953,11 +1175,17 @@ type CreateEventBatchJSONRequestBody = CreateEventBatchInputBody
 // CreateRuleJSONRequestBody defines body for CreateRule for application/json ContentType.
 type CreateRuleJSONRequestBody = CreateRuleInputBody
 
+// TestRuleJSONRequestBody defines body for TestRule for application/json ContentType.
+type TestRuleJSONRequestBody = TestRuleInputBody
+
 // UpdateRuleJSONRequestBody defines body for UpdateRule for application/json ContentType.
 type UpdateRuleJSONRequestBody = UpdateRuleInputBody
 
 // EvaluateRuleJSONRequestBody defines body for EvaluateRule for application/json ContentType.
 type EvaluateRuleJSONRequestBody = EvaluateRuleInputBody
+
+// TestStoredRuleJSONRequestBody defines body for TestStoredRule for application/json ContentType.
+type TestStoredRuleJSONRequestBody = TestStoredRuleInputBody
 
 // CreateWebhookEndpointJSONRequestBody defines body for CreateWebhookEndpoint for application/json ContentType.
 type CreateWebhookEndpointJSONRequestBody = CreateWebhookEndpointInputBody
@@ -1163,6 +1391,24 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/rules (the `CreateRule` operationId).
 	CreateRule(ctx context.Context, body CreateRuleJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// TestRuleWithBody Test a rule without storing it
+	//
+	// Evaluates a rule given as in createRule (the name may be left out) against an event and an account, described here or stored, or against an account alone, with the bounds of a real evaluation, and answers what its actions would do: follow-up events with their payloads, status changes, webhook bodies and where they would go. Nothing is written, queued or sent. A rule that createRule would refuse is refused with the same 422.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/rules/test (the `TestRule` operationId).
+	TestRuleWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TestRule Test a rule without storing it
+	//
+	// Evaluates a rule given as in createRule (the name may be left out) against an event and an account, described here or stored, or against an account alone, with the bounds of a real evaluation, and answers what its actions would do: follow-up events with their payloads, status changes, webhook bodies and where they would go. Nothing is written, queued or sent. A rule that createRule would refuse is refused with the same 422.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/rules/test (the `TestRule` operationId).
+	TestRule(ctx context.Context, body TestRuleJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// DeleteRule Delete a rule
 	//
 	// Disables the rule and marks it deleted; it stays readable with its versions and evaluations, and its name becomes free. Deleting it again changes nothing.
@@ -1212,6 +1458,24 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/rules/{id}/evaluations (the `EvaluateRule` operationId).
 	EvaluateRule(ctx context.Context, id openapi_types.UUID, body EvaluateRuleJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TestStoredRuleWithBody Test a stored rule
+	//
+	// testRule for a stored rule, at its current version or at an earlier one (version), enabled, disabled or deleted. Nothing is written, queued or sent.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/rules/{id}/test (the `TestStoredRule` operationId).
+	TestStoredRuleWithBody(ctx context.Context, id openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TestStoredRule Test a stored rule
+	//
+	// testRule for a stored rule, at its current version or at an earlier one (version), enabled, disabled or deleted. Nothing is written, queued or sent.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/rules/{id}/test (the `TestStoredRule` operationId).
+	TestStoredRule(ctx context.Context, id openapi_types.UUID, body TestStoredRuleJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetWebhookDelivery Get a webhook delivery and its attempts
 	//
@@ -1577,6 +1841,44 @@ func (c *Client) CreateRule(ctx context.Context, body CreateRuleJSONRequestBody,
 	return c.Client.Do(req)
 }
 
+// TestRuleWithBody Test a rule without storing it
+//
+// Evaluates a rule given as in createRule (the name may be left out) against an event and an account, described here or stored, or against an account alone, with the bounds of a real evaluation, and answers what its actions would do: follow-up events with their payloads, status changes, webhook bodies and where they would go. Nothing is written, queued or sent. A rule that createRule would refuse is refused with the same 422.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/rules/test (the `TestRule` operationId).
+func (c *Client) TestRuleWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTestRuleRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TestRule Test a rule without storing it
+//
+// Evaluates a rule given as in createRule (the name may be left out) against an event and an account, described here or stored, or against an account alone, with the bounds of a real evaluation, and answers what its actions would do: follow-up events with their payloads, status changes, webhook bodies and where they would go. Nothing is written, queued or sent. A rule that createRule would refuse is refused with the same 422.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/rules/test (the `TestRule` operationId).
+func (c *Client) TestRule(ctx context.Context, body TestRuleJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTestRuleRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // DeleteRule Delete a rule
 //
 // Disables the rule and marks it deleted; it stays readable with its versions and evaluations, and its name becomes free. Deleting it again changes nothing.
@@ -1677,6 +1979,44 @@ func (c *Client) EvaluateRuleWithBody(ctx context.Context, id openapi_types.UUID
 // Corresponds with POST /v1/rules/{id}/evaluations (the `EvaluateRule` operationId).
 func (c *Client) EvaluateRule(ctx context.Context, id openapi_types.UUID, body EvaluateRuleJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewEvaluateRuleRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TestStoredRuleWithBody Test a stored rule
+//
+// testRule for a stored rule, at its current version or at an earlier one (version), enabled, disabled or deleted. Nothing is written, queued or sent.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/rules/{id}/test (the `TestStoredRule` operationId).
+func (c *Client) TestStoredRuleWithBody(ctx context.Context, id openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTestStoredRuleRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TestStoredRule Test a stored rule
+//
+// testRule for a stored rule, at its current version or at an earlier one (version), enabled, disabled or deleted. Nothing is written, queued or sent.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/rules/{id}/test (the `TestStoredRule` operationId).
+func (c *Client) TestStoredRule(ctx context.Context, id openapi_types.UUID, body TestStoredRuleJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTestStoredRuleRequest(c.Server, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2584,6 +2924,46 @@ func NewCreateRuleRequestWithBody(server string, contentType string, body io.Rea
 	return req, nil
 }
 
+// NewTestRuleRequest calls the generic TestRule builder with application/json body
+func NewTestRuleRequest(server string, body TestRuleJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewTestRuleRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewTestRuleRequestWithBody constructs an http.Request for the TestRule method, with any body, and a specified content type
+func NewTestRuleRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/rules/test")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewDeleteRuleRequest constructs an http.Request for the DeleteRule method
 func NewDeleteRuleRequest(server string, id openapi_types.UUID) (*http.Request, error) {
 	var err error
@@ -2727,6 +3107,53 @@ func NewEvaluateRuleRequestWithBody(server string, id openapi_types.UUID, conten
 	}
 
 	operationPath := fmt.Sprintf("/v1/rules/%s/evaluations", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewTestStoredRuleRequest calls the generic TestStoredRule builder with application/json body
+func NewTestStoredRuleRequest(server string, id openapi_types.UUID, body TestStoredRuleJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewTestStoredRuleRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewTestStoredRuleRequestWithBody constructs an http.Request for the TestStoredRule method, with any body, and a specified content type
+func NewTestStoredRuleRequestWithBody(server string, id openapi_types.UUID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/rules/%s/test", pathParam0)
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -3338,6 +3765,24 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/rules (the `CreateRule` operationId).
 	CreateRuleWithResponse(ctx context.Context, body CreateRuleJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateRuleResponse, error)
 
+	// TestRuleWithBodyWithResponse Test a rule without storing it
+	//
+	// Evaluates a rule given as in createRule (the name may be left out) against an event and an account, described here or stored, or against an account alone, with the bounds of a real evaluation, and answers what its actions would do: follow-up events with their payloads, status changes, webhook bodies and where they would go. Nothing is written, queued or sent. A rule that createRule would refuse is refused with the same 422.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/rules/test (the `TestRule` operationId).
+	TestRuleWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*TestRuleResponse, error)
+
+	// TestRuleWithResponse Test a rule without storing it
+	//
+	// Evaluates a rule given as in createRule (the name may be left out) against an event and an account, described here or stored, or against an account alone, with the bounds of a real evaluation, and answers what its actions would do: follow-up events with their payloads, status changes, webhook bodies and where they would go. Nothing is written, queued or sent. A rule that createRule would refuse is refused with the same 422.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/rules/test (the `TestRule` operationId).
+	TestRuleWithResponse(ctx context.Context, body TestRuleJSONRequestBody, reqEditors ...RequestEditorFn) (*TestRuleResponse, error)
+
 	// DeleteRuleWithResponse Delete a rule
 	//
 	// Disables the rule and marks it deleted; it stays readable with its versions and evaluations, and its name becomes free. Deleting it again changes nothing.
@@ -3391,6 +3836,24 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/rules/{id}/evaluations (the `EvaluateRule` operationId).
 	EvaluateRuleWithResponse(ctx context.Context, id openapi_types.UUID, body EvaluateRuleJSONRequestBody, reqEditors ...RequestEditorFn) (*EvaluateRuleResponse, error)
+
+	// TestStoredRuleWithBodyWithResponse Test a stored rule
+	//
+	// testRule for a stored rule, at its current version or at an earlier one (version), enabled, disabled or deleted. Nothing is written, queued or sent.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/rules/{id}/test (the `TestStoredRule` operationId).
+	TestStoredRuleWithBodyWithResponse(ctx context.Context, id openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*TestStoredRuleResponse, error)
+
+	// TestStoredRuleWithResponse Test a stored rule
+	//
+	// testRule for a stored rule, at its current version or at an earlier one (version), enabled, disabled or deleted. Nothing is written, queued or sent.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/rules/{id}/test (the `TestStoredRule` operationId).
+	TestStoredRuleWithResponse(ctx context.Context, id openapi_types.UUID, body TestStoredRuleJSONRequestBody, reqEditors ...RequestEditorFn) (*TestStoredRuleResponse, error)
 
 	// GetWebhookDeliveryWithResponse Get a webhook delivery and its attempts
 	//
@@ -4483,6 +4946,103 @@ func (r CreateRuleResponse) ContentType() string {
 	return ""
 }
 
+type TestRuleResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RuleTest
+	// ApplicationProblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationProblemJSON400 *Problem
+	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationProblemJSON401 *Problem
+	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationProblemJSON403 *Problem
+	// ApplicationProblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationProblemJSON413 *Problem
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *Problem
+	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationProblemJSON429 *Problem
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *Problem
+	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationProblemJSON503 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r TestRuleResponse) GetJSON200() *RuleTest {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r TestRuleResponse) GetApplicationProblemJSON400() *Problem {
+	return r.ApplicationProblemJSON400
+}
+
+// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r TestRuleResponse) GetApplicationProblemJSON401() *Problem {
+	return r.ApplicationProblemJSON401
+}
+
+// GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r TestRuleResponse) GetApplicationProblemJSON403() *Problem {
+	return r.ApplicationProblemJSON403
+}
+
+// GetApplicationProblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r TestRuleResponse) GetApplicationProblemJSON413() *Problem {
+	return r.ApplicationProblemJSON413
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r TestRuleResponse) GetApplicationProblemJSON422() *Problem {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r TestRuleResponse) GetApplicationProblemJSON429() *Problem {
+	return r.ApplicationProblemJSON429
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r TestRuleResponse) GetApplicationProblemJSON500() *Problem {
+	return r.ApplicationProblemJSON500
+}
+
+// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r TestRuleResponse) GetApplicationProblemJSON503() *Problem {
+	return r.ApplicationProblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r TestRuleResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TestRuleResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TestRuleResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TestRuleResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type DeleteRuleResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4858,6 +5418,110 @@ func (r EvaluateRuleResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r EvaluateRuleResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type TestStoredRuleResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RuleTest
+	// ApplicationProblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationProblemJSON400 *Problem
+	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationProblemJSON401 *Problem
+	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationProblemJSON403 *Problem
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *Problem
+	// ApplicationProblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationProblemJSON413 *Problem
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *Problem
+	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationProblemJSON429 *Problem
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *Problem
+	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationProblemJSON503 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r TestStoredRuleResponse) GetJSON200() *RuleTest {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r TestStoredRuleResponse) GetApplicationProblemJSON400() *Problem {
+	return r.ApplicationProblemJSON400
+}
+
+// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r TestStoredRuleResponse) GetApplicationProblemJSON401() *Problem {
+	return r.ApplicationProblemJSON401
+}
+
+// GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r TestStoredRuleResponse) GetApplicationProblemJSON403() *Problem {
+	return r.ApplicationProblemJSON403
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r TestStoredRuleResponse) GetApplicationProblemJSON404() *Problem {
+	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r TestStoredRuleResponse) GetApplicationProblemJSON413() *Problem {
+	return r.ApplicationProblemJSON413
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r TestStoredRuleResponse) GetApplicationProblemJSON422() *Problem {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r TestStoredRuleResponse) GetApplicationProblemJSON429() *Problem {
+	return r.ApplicationProblemJSON429
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r TestStoredRuleResponse) GetApplicationProblemJSON500() *Problem {
+	return r.ApplicationProblemJSON500
+}
+
+// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r TestStoredRuleResponse) GetApplicationProblemJSON503() *Problem {
+	return r.ApplicationProblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r TestStoredRuleResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TestStoredRuleResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TestStoredRuleResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TestStoredRuleResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -5917,6 +6581,36 @@ func (c *ClientWithResponses) CreateRuleWithResponse(ctx context.Context, body C
 	return ParseCreateRuleResponse(rsp)
 }
 
+// TestRuleWithBodyWithResponse Test a rule without storing it
+//
+// Evaluates a rule given as in createRule (the name may be left out) against an event and an account, described here or stored, or against an account alone, with the bounds of a real evaluation, and answers what its actions would do: follow-up events with their payloads, status changes, webhook bodies and where they would go. Nothing is written, queued or sent. A rule that createRule would refuse is refused with the same 422.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/rules/test (the `TestRule` operationId).
+func (c *ClientWithResponses) TestRuleWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*TestRuleResponse, error) {
+	rsp, err := c.TestRuleWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTestRuleResponse(rsp)
+}
+
+// TestRuleWithResponse Test a rule without storing it
+//
+// Evaluates a rule given as in createRule (the name may be left out) against an event and an account, described here or stored, or against an account alone, with the bounds of a real evaluation, and answers what its actions would do: follow-up events with their payloads, status changes, webhook bodies and where they would go. Nothing is written, queued or sent. A rule that createRule would refuse is refused with the same 422.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/rules/test (the `TestRule` operationId).
+func (c *ClientWithResponses) TestRuleWithResponse(ctx context.Context, body TestRuleJSONRequestBody, reqEditors ...RequestEditorFn) (*TestRuleResponse, error) {
+	rsp, err := c.TestRule(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTestRuleResponse(rsp)
+}
+
 // DeleteRuleWithResponse Delete a rule
 //
 // Disables the rule and marks it deleted; it stays readable with its versions and evaluations, and its name becomes free. Deleting it again changes nothing.
@@ -6005,6 +6699,36 @@ func (c *ClientWithResponses) EvaluateRuleWithResponse(ctx context.Context, id o
 		return nil, err
 	}
 	return ParseEvaluateRuleResponse(rsp)
+}
+
+// TestStoredRuleWithBodyWithResponse Test a stored rule
+//
+// testRule for a stored rule, at its current version or at an earlier one (version), enabled, disabled or deleted. Nothing is written, queued or sent.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/rules/{id}/test (the `TestStoredRule` operationId).
+func (c *ClientWithResponses) TestStoredRuleWithBodyWithResponse(ctx context.Context, id openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*TestStoredRuleResponse, error) {
+	rsp, err := c.TestStoredRuleWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTestStoredRuleResponse(rsp)
+}
+
+// TestStoredRuleWithResponse Test a stored rule
+//
+// testRule for a stored rule, at its current version or at an earlier one (version), enabled, disabled or deleted. Nothing is written, queued or sent.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/rules/{id}/test (the `TestStoredRule` operationId).
+func (c *ClientWithResponses) TestStoredRuleWithResponse(ctx context.Context, id openapi_types.UUID, body TestStoredRuleJSONRequestBody, reqEditors ...RequestEditorFn) (*TestStoredRuleResponse, error) {
+	rsp, err := c.TestStoredRule(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTestStoredRuleResponse(rsp)
 }
 
 // GetWebhookDeliveryWithResponse Get a webhook delivery and its attempts
@@ -7013,6 +7737,88 @@ func ParseCreateRuleResponse(rsp *http.Response) (*CreateRuleResponse, error) {
 	return response, nil
 }
 
+// ParseTestRuleResponse parses an HTTP response from a TestRuleWithResponse call
+func ParseTestRuleResponse(rsp *http.Response) (*TestRuleResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TestRuleResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RuleTest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseDeleteRuleResponse parses an HTTP response from a DeleteRuleWithResponse call
 func ParseDeleteRuleResponse(rsp *http.Response) (*DeleteRuleResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -7303,6 +8109,95 @@ func ParseEvaluateRuleResponse(rsp *http.Response) (*EvaluateRuleResponse, error
 			return nil, err
 		}
 		response.ApplicationProblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseTestStoredRuleResponse parses an HTTP response from a TestStoredRuleWithResponse call
+func ParseTestStoredRuleResponse(rsp *http.Response) (*TestStoredRuleResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TestStoredRuleResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RuleTest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -27,5 +28,26 @@ func TestGeneratedClientIsCurrent(t *testing.T) {
 	require.NoError(t, err)
 	got, err := os.ReadFile("client.gen.go")
 	require.NoError(t, err)
-	require.Equal(t, string(want), string(got), "sdk/go/ctrader/client.gen.go is stale: run `go tool task sdk`")
+	if line, w, g, differ := firstDifference(string(want), string(got)); differ {
+		t.Fatalf("sdk/go/ctrader/client.gen.go is stale: run `go tool task sdk`\nfirst difference at line %d:\n  generated: %q\n  committed: %q", line, w, g)
+	}
+}
+
+// firstDifference finds the first line where want and got differ, and the
+// two lines there (empty past the end of either).
+func firstDifference(want, got string) (line int, w, g string, differ bool) {
+	wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := range max(len(wl), len(gl)) {
+		w, g = "", ""
+		if i < len(wl) {
+			w = wl[i]
+		}
+		if i < len(gl) {
+			g = gl[i]
+		}
+		if w != g || i >= len(wl) || i >= len(gl) {
+			return i + 1, w, g, true
+		}
+	}
+	return 0, "", "", false
 }
