@@ -46,6 +46,7 @@ type process struct {
 	pool     *pgxpool.Pool
 	river    *river.Client[pgx.Tx]
 	compiler *rule.Compiler
+	engine   *engine.Engine // the workers', which rule tests evaluate with too
 	webhooks *webhook.Service
 	metrics  *metrics.Metrics
 	security httpapi.Security
@@ -86,6 +87,7 @@ func startProcess(ctx context.Context, name string, args []string, getenv func(s
 		return nil, err
 	}
 	m := metrics.New()
+	eng := engine.New(compiler, cfg.MaxEventDepth, logger).WithCascadeLimit(cfg.MaxCascadeEvents).WithMetrics(m)
 	webhooks := webhook.NewService(pool, sealer, cfg.WebhookSecretGrace)
 	sender := webhook.NewSender(webhooks, egress.NewClient(egress.Options{
 		Timeout:      cfg.WebhookTimeout,
@@ -101,7 +103,7 @@ func startProcess(ctx context.Context, name string, args []string, getenv func(s
 		FetchPollInterval: cfg.FetchPollInterval,
 		JobTimeout:        cfg.JobTimeout,
 		RescueAfter:       cfg.JobRescueAfter,
-		Engine:            engine.New(compiler, cfg.MaxEventDepth, logger).WithCascadeLimit(cfg.MaxCascadeEvents).WithMetrics(m),
+		Engine:            eng,
 		Webhooks:          sender,
 		WebhookTimeout:    cfg.WebhookTimeout,
 		RulesInterval:     cfg.RulesEvalInterval,
@@ -115,7 +117,7 @@ func startProcess(ctx context.Context, name string, args []string, getenv func(s
 	if err != nil {
 		return nil, err
 	}
-	return &process{cfg: cfg, logger: logger, pool: pool, river: client, compiler: compiler,
+	return &process{cfg: cfg, logger: logger, pool: pool, river: client, compiler: compiler, engine: eng,
 		webhooks: webhooks, metrics: m, security: security}, nil
 }
 
@@ -230,6 +232,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Events:      event.NewService(p.pool, p.river),
 		Rules:       rule.NewService(p.pool, p.compiler, webhook.Referable),
 		Manual:      engine.NewManual(p.pool, p.river),
+		Tester:      engine.NewTester(p.pool, p.engine),
 		Evaluations: evaluation.NewService(p.pool),
 		Webhooks:    p.webhooks,
 		JobRetrier:  p.river,

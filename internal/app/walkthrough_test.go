@@ -52,6 +52,27 @@ func TestWalkthroughBigWin(t *testing.T) {
 	}, &r))
 	require.Equal(t, 1, r.Version)
 
+	// Testing the rule first shows what the event will do, and does none of it.
+	var tested struct {
+		Matched bool `json:"matched"`
+		Actions []struct {
+			Type   string `json:"type"`
+			Status string `json:"status"`
+			Event  struct {
+				Type    string         `json:"type"`
+				Payload map[string]any `json:"payload"`
+			} `json:"event"`
+		} `json:"actions"`
+	}
+	require.Equal(t, http.StatusOK, postJSON(t, base+"/v1/rules/"+r.ID+"/test", map[string]any{
+		"account_id": acct.ID, "event": map[string]any{"type": "won", "payload": map[string]any{"amount": 1500}},
+	}, &tested))
+	require.True(t, tested.Matched)
+	require.Len(t, tested.Actions, 2)
+	require.Equal(t, "vip_candidate", tested.Actions[0].Event.Type)
+	require.Equal(t, map[string]any{"reason": "big win"}, tested.Actions[0].Event.Payload)
+	require.Equal(t, "vip", tested.Actions[1].Status)
+
 	var posted struct {
 		ID     string `json:"id"`
 		Status string `json:"status"`
@@ -120,4 +141,9 @@ func TestWalkthroughBigWin(t *testing.T) {
 	}
 	require.Equal(t, http.StatusOK, getJSON(t, base+"/v1/events?account_id="+acct.ID+"&type=account.created", &sinceSignUp))
 	require.Len(t, sinceSignUp.Items, 1, "provisioning recorded the sign-up")
+	var vipCandidates struct {
+		Items []struct{} `json:"items"`
+	}
+	require.Equal(t, http.StatusOK, getJSON(t, base+"/v1/events?account_id="+acct.ID+"&type=vip_candidate", &vipCandidates))
+	require.Len(t, vipCandidates.Items, 1, "the test emitted nothing; the event emitted one")
 }

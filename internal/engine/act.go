@@ -42,32 +42,69 @@ func (e *Engine) store(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, b
 		return nil
 	}
 	// Webhook deliveries are checked, then stored, all at once.
-	s := &actionBatch{}
-	if s.deliverable, err = webhook.DeliverableAmong(ctx, tx, endpoints); err != nil {
+	fx := &txEffects{tx: tx, inserter: inserter, maxCascade: e.maxCascade}
+	if fx.endpoints, err = webhook.DeliverableAmong(ctx, tx, endpoints); err != nil {
 		return err
 	}
 	for _, p := range acting {
-		if err := e.act(ctx, tx, inserter, p, s); err != nil {
+		if err := e.act(ctx, p, fx); err != nil {
 			return err
 		}
 	}
-	if err := webhook.EnqueueMany(ctx, tx, inserter, s.deliveries); err != nil {
+	if err := webhook.EnqueueMany(ctx, tx, inserter, fx.deliveries); err != nil {
 		return err
 	}
 	return evaluation.SetActionsOf(ctx, tx, evalsOf(acting))
 }
 
-// actionBatch is what the actions of one store share: which endpoints can be
-// delivered to, and the deliveries to store once every action is taken.
-type actionBatch struct {
-	deliverable map[uuid.UUID]bool
-	deliveries  []webhook.Outbound
+// effects are what actions do outside the evaluation. The live path has them
+// written in the worker's transaction (txEffects); a dry run only notes them
+// (dryEffects). Either way act decides what they are.
+type effects interface {
+	// claimFollowUp counts one more follow-up event of root's cascade and
+	// reports whether the cascade may have it.
+	claimFollowUp(ctx context.Context, root uuid.UUID) (bool, error)
+	// emit posts a follow-up event.
+	emit(ctx context.Context, ev *event.Event) error
+	// setStatus changes a's status and returns the one it had.
+	setStatus(ctx context.Context, a *account.Account, status string) (previous string, err error)
+	// deliverable reports whether endpoint can receive deliveries now.
+	deliverable(endpoint uuid.UUID) bool
+	// deliver has a webhook message delivered.
+	deliver(out webhook.Outbound)
 }
 
-// act carries out a matched rule's actions. An action that cannot be taken
-// for reasons of its own (a computed payload that fails) is recorded with its
-// error; database errors abort the transaction and the job retries.
-func (e *Engine) act(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, p *pending, s *actionBatch) error {
+// txEffects writes effects in the transaction of one store: follow-up
+// events with their jobs and account statuses at once, deliveries together
+// once every action is taken.
+type txEffects struct {
+	tx         pgx.Tx
+	inserter   jobs.Inserter
+	maxCascade int
+	endpoints  map[uuid.UUID]bool // deliverable ones
+	deliveries []webhook.Outbound
+}
+
+func (fx *txEffects) claimFollowUp(ctx context.Context, root uuid.UUID) (bool, error) {
+	return event.ClaimFollowUp(ctx, fx.tx, root, fx.maxCascade)
+}
+
+func (fx *txEffects) emit(ctx context.Context, ev *event.Event) error {
+	return event.Insert(ctx, fx.tx, fx.inserter, []*event.Event{ev})
+}
+
+func (fx *txEffects) setStatus(ctx context.Context, a *account.Account, status string) (string, error) {
+	return account.SetStatus(ctx, fx.tx, a.ID, status)
+}
+
+func (fx *txEffects) deliverable(endpoint uuid.UUID) bool { return fx.endpoints[endpoint] }
+
+func (fx *txEffects) deliver(out webhook.Outbound) { fx.deliveries = append(fx.deliveries, out) }
+
+// act carries out a matched rule's actions through fx. An action that cannot
+// be taken for reasons of its own (a computed payload that fails) is recorded
+// with its error; database errors abort the transaction and the job retries.
+func (e *Engine) act(ctx context.Context, p *pending, fx effects) error {
 	for i, a := range p.subject.rule.Actions {
 		res := evaluation.ActionResult{Type: a.Type}
 		switch a.Type {
@@ -83,7 +120,7 @@ func (e *Engine) act(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, p *
 				break
 			}
 			if followUp.RootID != nil {
-				ok, err := event.ClaimFollowUp(ctx, tx, *followUp.RootID, e.maxCascade)
+				ok, err := fx.claimFollowUp(ctx, *followUp.RootID)
 				if err != nil {
 					return err
 				}
@@ -92,14 +129,14 @@ func (e *Engine) act(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, p *
 					break
 				}
 			}
-			if err := event.Insert(ctx, tx, inserter, []*event.Event{followUp}); err != nil {
+			if err := fx.emit(ctx, followUp); err != nil {
 				return err
 			}
 			res.EventID = &followUp.ID
 		case rule.ActionWebhook:
 			res.EndpointID = a.EndpointID
 			endpoint := uuid.MustParse(a.EndpointID)
-			if !s.deliverable[endpoint] {
+			if !fx.deliverable(endpoint) {
 				res.Skipped = SkippedEndpointDisabled
 				break
 			}
@@ -107,10 +144,10 @@ func (e *Engine) act(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, p *
 			if err != nil {
 				return err
 			}
-			s.deliveries = append(s.deliveries, out)
+			fx.deliver(out)
 			res.DeliveryID = &out.ID
 		case rule.ActionSetAccountStatus:
-			previous, err := account.SetStatus(ctx, tx, p.subject.account.ID, a.Status)
+			previous, err := fx.setStatus(ctx, p.subject.account, a.Status)
 			if err != nil {
 				return err
 			}

@@ -2,7 +2,8 @@
 // spans accounts, events, rules, evaluations and webhooks. The River workers
 // call it inside the transaction that completes their job, so an evaluation,
 // its effects and the job's completion commit together; Manual starts an
-// evaluation by hand.
+// evaluation by hand; Tester evaluates a rule through the same code and
+// reports what its actions would do, doing none of it.
 package engine
 
 import (
@@ -163,13 +164,9 @@ func (e *Engine) ProcessEvents(ctx context.Context, tx pgx.Tx, inserter jobs.Ins
 		if !ok {
 			return fmt.Errorf("event %s: %w", ev.ID, account.ErrNotFound)
 		}
-		if ev.Type == event.TypeWon && !ev.WonApplied {
-			amount, ok := jsonvalue.Amount(ev.Payload["amount"])
-			if !ok {
-				return fmt.Errorf("won event %s has no numeric amount", ev.ID)
-			}
-			acct.WonCount++
-			acct.WonTotal = acct.WonTotal.Add(amount)
+		if amount, ok, err := addWon(acct, ev); err != nil {
+			return err
+		} else if ok {
 			wonAccounts = append(wonAccounts, acct.ID)
 			wonAmounts = append(wonAmounts, amount)
 		}
@@ -228,6 +225,22 @@ func (e *Engine) ProcessEvents(ctx context.Context, tx pgx.Tx, inserter jobs.Ins
 	return nil
 }
 
+// addWon adds a won event's amount to the totals of acct, its account as
+// held in memory, unless they have it already, and returns the amount. It
+// reports false for other events and for won events already applied.
+func addWon(acct *account.Account, ev *event.Event) (decimal.Decimal, bool, error) {
+	if ev.Type != event.TypeWon || ev.WonApplied {
+		return decimal.Decimal{}, false, nil
+	}
+	amount, ok := jsonvalue.Amount(ev.Payload["amount"])
+	if !ok {
+		return decimal.Decimal{}, false, fmt.Errorf("won event %s has no numeric amount", ev.ID)
+	}
+	acct.WonCount++
+	acct.WonTotal = acct.WonTotal.Add(amount)
+	return amount, true, nil
+}
+
 // EvaluateAccounts evaluates rules against accounts outside the event
 // pipeline, as a job of a scheduled window or a manual run describes. When
 // the accounts outlast the engine's budget, the rest of the range is queued
@@ -284,10 +297,19 @@ type pending struct {
 	compiled *rule.Compiled
 	vars     *rule.Vars
 	subject  subject
+	cost     uint64 // CEL cost of the condition
 }
 
 // acts reports whether p matched a rule that has actions.
 func (p *pending) acts() bool { return p.eval.Matched && len(p.subject.rule.Actions) > 0 }
+
+// changesStatus reports whether p acts with a rule that changes the
+// account's status.
+func (p *pending) changesStatus() bool {
+	return p.acts() && slices.ContainsFunc(p.subject.rule.Actions, func(a rule.Action) bool {
+		return a.Type == rule.ActionSetAccountStatus
+	})
+}
 
 // match evaluates each subject's rule and reports whether any evaluation
 // matched a rule that changes the account's status.
@@ -309,38 +331,53 @@ func (e *Engine) match(ctx context.Context, subjects []subject, trigger string, 
 			eventVars[s.event] = evv
 		}
 		vars := &rule.Vars{Event: evv, Account: av, Now: now}
-		ev := &evaluation.Evaluation{
-			RuleID: s.rule.ID, RuleVersion: s.rule.Version, AccountID: s.account.ID,
-			Trigger: trigger, RunID: runID, StartedAt: time.Now().UTC(), Actions: []evaluation.ActionResult{},
-		}
-		// The id is derived from what is evaluated: evaluating it again
-		// (a retried job) gives the same id, whose insert is skipped.
-		if s.event != nil {
-			ev.ID = evaluation.EventID(s.event.ID, s.rule.ID, s.rule.Version)
-			ev.EventID = &s.event.ID
-			ev.DepthLimited = s.event.Depth >= e.maxDepth
-		} else {
-			ev.ID = evaluation.RunID(*runID, s.rule.ID, s.rule.Version, s.account.ID)
-		}
-		compiled, err := e.compiler.Compile(s.rule)
-		celStart := time.Now()
-		if err == nil {
-			ev.Matched, err = compiled.Match(ctx, vars)
-		}
-		e.metrics.RuleEvaluated(ev.Matched, err != nil, time.Since(celStart))
+		p, took, err := e.evaluate(ctx, s, nil, vars, trigger, runID)
 		if err != nil {
-			msg := err.Error()
-			ev.Error = &msg
-			ev.Matched = false
+			return nil, false, err
 		}
-		ev.EvaluatedAt = time.Now().UTC()
-		p := &pending{eval: ev, compiled: compiled, vars: vars, subject: s}
-		changes = changes || (p.acts() && slices.ContainsFunc(s.rule.Actions, func(a rule.Action) bool {
-			return a.Type == rule.ActionSetAccountStatus
-		}))
+		e.metrics.RuleEvaluated(p.eval.Matched, p.eval.Error != nil, took)
+		changes = changes || p.changesStatus()
 		out = append(out, p)
 	}
 	return out, changes, nil
+}
+
+// evaluate evaluates one subject's rule over vars, as an evaluation with
+// trigger and runID, and returns it with the time the condition took. The
+// rule is compiled as stored rules are, once per version, unless compiled
+// is given (a draft's). Events, scheduled and manual runs and dry runs all
+// evaluate through here.
+func (e *Engine) evaluate(ctx context.Context, s subject, compiled *rule.Compiled, vars *rule.Vars, trigger string, runID *string) (*pending, time.Duration, error) {
+	ev := &evaluation.Evaluation{
+		RuleID: s.rule.ID, RuleVersion: s.rule.Version, AccountID: s.account.ID,
+		Trigger: trigger, RunID: runID, StartedAt: time.Now().UTC(), Actions: []evaluation.ActionResult{},
+	}
+	// The id is derived from what is evaluated: evaluating it again (a
+	// retried job) gives the same id, whose insert is skipped.
+	if s.event != nil {
+		ev.ID = evaluation.EventID(s.event.ID, s.rule.ID, s.rule.Version)
+		ev.EventID = &s.event.ID
+		ev.DepthLimited = s.event.Depth >= e.maxDepth
+	} else {
+		ev.ID = evaluation.RunID(*runID, s.rule.ID, s.rule.Version, s.account.ID)
+	}
+	var err error
+	if compiled == nil {
+		compiled, err = e.compiler.Compile(s.rule)
+	}
+	var cost uint64
+	celStart := time.Now()
+	if err == nil {
+		ev.Matched, cost, err = compiled.MatchCost(ctx, vars)
+	}
+	took := time.Since(celStart)
+	if err != nil {
+		msg := err.Error()
+		ev.Error = &msg
+		ev.Matched = false
+	}
+	ev.EvaluatedAt = time.Now().UTC()
+	return &pending{eval: ev, compiled: compiled, vars: vars, subject: s, cost: cost}, took, nil
 }
 
 func evalsOf(batch []*pending) []*evaluation.Evaluation {

@@ -286,9 +286,79 @@ func TestWebhooksOfABatchReportTheAccountAsTheirEventLeftIt(t *testing.T) {
 	// The second event's webhook rule comes before its status rule: it reports
 	// the status before the change, as actions are taken in order.
 	require.Equal(t, []seen{{"1", "active"}, {"2", "active"}, {"3", "vip"}}, got)
-	var jobsQueued int
-	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = $1`, jobs.WebhookDeliver{}.Kind()).Scan(&jobsQueued))
-	require.Equal(t, 3, jobsQueued, "one job per delivery")
+	// Each store of the batch queues its deliveries together: the second
+	// event's status rule stores its evaluations at once, the rest at the end.
+	var queued, deliveries int
+	require.NoError(t, b.pool.QueryRow(ctx, `
+		SELECT count(*), sum(CASE WHEN kind = $1 THEN jsonb_array_length(args->'delivery_ids') ELSE 1 END)
+		FROM river_job WHERE kind IN ($1, $2)`, jobs.WebhookDeliverBatch{}.Kind(), jobs.WebhookDeliver{}.Kind()).Scan(&queued, &deliveries))
+	require.Equal(t, 3, deliveries)
+	require.Equal(t, 2, queued)
+}
+
+// A test of a stored rule foresees what processing its event then does: the
+// same outcome, follow-up payload, status change and webhook body, through
+// the same code, while writing nothing itself.
+func TestTesterForeseesWhatProcessingDoes(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	a := b.activeAccount(t)
+	ep, _, err := webhook.NewService(b.pool, nil, 0).Create(ctx, webhook.Input{URL: "https://example.com/hook", Enabled: true})
+	require.NoError(t, err)
+	r := b.createRule(t, rule.Input{Name: "big win", EventTypes: []string{event.TypeWon}, Condition: `event.payload.amount > 1000`,
+		Actions: []rule.Action{
+			{Type: rule.ActionEmitEvent, EventType: "vip_candidate", PayloadExpr: `{'amount': event.payload.amount, 'count': account.won_count}`},
+			{Type: rule.ActionSetAccountStatus, Status: "vip"},
+			{Type: rule.ActionWebhook, EndpointID: ep.ID.String()},
+		}})
+	ev := b.ingest(t, a.ID, event.TypeWon, map[string]any{"amount": json.Number("1500")})
+
+	res, err := engine.NewTester(b.pool, b.engine).Stored(ctx, r.ID, 0, engine.Sample{EventID: ev.ID})
+	require.NoError(t, err)
+	require.Empty(t, b.evaluations(t, ev.ID), "the test recorded nothing")
+	b.process(t, ev.ID)
+
+	evals := b.evaluations(t, ev.ID)
+	require.Len(t, evals, 1)
+	live := evals[0]
+	require.True(t, live.Matched)
+	require.Equal(t, live.Matched, res.Evaluation.Matched)
+	require.Equal(t, live.DepthLimited, res.Evaluation.DepthLimited)
+	require.Len(t, res.Evaluation.Actions, len(live.Actions))
+	for i, want := range live.Actions {
+		got := res.Evaluation.Actions[i]
+		want.EventID, got.EventID, want.DeliveryID, got.DeliveryID = nil, nil, nil, nil
+		require.Equal(t, want, got, "action %d", i)
+	}
+
+	followUp, err := b.events.Get(ctx, *live.Actions[0].EventID)
+	require.NoError(t, err)
+	// The stored payload is read back as JSON; the rendered one has not been
+	// through it yet.
+	stored, err := json.Marshal(followUp.Payload)
+	require.NoError(t, err)
+	rendered, err := json.Marshal(res.Actions[0].Event.Payload)
+	require.NoError(t, err)
+	require.JSONEq(t, string(stored), string(rendered))
+	require.Equal(t, followUp.Depth, res.Actions[0].Event.Depth)
+	require.Equal(t, followUp.CausationID, res.Actions[0].Event.CausationID)
+
+	var sent []byte
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT body FROM webhook_deliveries WHERE id = $1`, *live.Actions[2].DeliveryID).Scan(&sent))
+	// Ids and times are the run's own; everything else is the same.
+	withoutRunValues := func(body []byte) map[string]any {
+		t.Helper()
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(body, &m), string(body))
+		delete(m, "timestamp")
+		evaluation := m["data"].(map[string]any)["evaluation"].(map[string]any)
+		delete(evaluation, "id")
+		delete(evaluation, "evaluated_at")
+		return m
+	}
+	require.Equal(t, withoutRunValues(sent), withoutRunValues(res.Actions[2].Body))
+	require.Equal(t, ep.ID, res.Actions[2].Endpoint.ID)
 }
 
 // An evaluation's id is derived from what it evaluates: evaluating the same

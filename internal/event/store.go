@@ -125,6 +125,31 @@ func Get(ctx context.Context, q db.Querier, id uuid.UUID) (*Event, error) {
 	return e, nil
 }
 
+// engineColumns are columns with what only the engine reads: whether a won
+// event's amount is applied, and the root of its chain.
+const engineColumns = columns + `, won_applied_at IS NOT NULL, root_id`
+
+func scanForEngine(row pgx.Row) (*Event, error) {
+	var e Event
+	err := row.Scan(&e.ID, &e.AccountID, &e.Type, &e.Payload, &e.OccurredAt, &e.ReceivedAt, &e.Status,
+		&e.ProcessedAt, &e.FailureReason, &e.CausationID, &e.Depth, &e.WonApplied, &e.RootID)
+	if err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+// GetForEngine reads one event through q as BatchLock does, with
+// WonApplied and RootID set, but without locking it: for a dry run, which
+// changes nothing.
+func GetForEngine(ctx context.Context, q db.Querier, id uuid.UUID) (*Event, error) {
+	e, err := scanForEngine(q.QueryRow(ctx, `SELECT `+engineColumns+` FROM events WHERE id = $1`, id))
+	if err != nil {
+		return nil, wrap("get event", err)
+	}
+	return e, nil
+}
+
 // BatchLock adds to b the read of the events among ids, locked until the
 // transaction ends so that two runs of the same job serialize on them (FOR
 // NO KEY UPDATE: foreign keys that point at an event still see it), and
@@ -133,14 +158,9 @@ func Get(ctx context.Context, q db.Querier, id uuid.UUID) (*Event, error) {
 func BatchLock(b *pgx.Batch, ids []uuid.UUID, out *[]*Event) {
 	lo, hi := partition.Span(ids)
 	b.Queue(`
-		SELECT `+columns+`, won_applied_at IS NOT NULL, root_id FROM events
+		SELECT `+engineColumns+` FROM events
 		WHERE id = ANY($1) AND id BETWEEN $2 AND $3 ORDER BY id FOR NO KEY UPDATE`, ids, lo, hi).Query(func(rows pgx.Rows) error {
-		events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Event, error) {
-			var e Event
-			err := r.Scan(&e.ID, &e.AccountID, &e.Type, &e.Payload, &e.OccurredAt, &e.ReceivedAt, &e.Status,
-				&e.ProcessedAt, &e.FailureReason, &e.CausationID, &e.Depth, &e.WonApplied, &e.RootID)
-			return &e, err
-		})
+		events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Event, error) { return scanForEngine(r) })
 		if err != nil {
 			return wrap("lock events", err)
 		}
@@ -246,6 +266,20 @@ func ClaimFollowUp(ctx context.Context, tx pgx.Tx, root uuid.UUID, limit int) (b
 		return false, wrap("count follow-up event", err)
 	}
 	return n <= limit, nil
+}
+
+// FollowUps returns how many follow-up events root's cascade has had, as
+// ClaimFollowUp counts them, through q and without claiming one.
+func FollowUps(ctx context.Context, q db.Querier, root uuid.UUID) (int, error) {
+	var n int
+	err := q.QueryRow(ctx, `SELECT follow_ups FROM event_cascades WHERE root_id = $1`, root).Scan(&n)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return 0, nil
+	case err != nil:
+		return 0, wrap("count follow-up events", err)
+	}
+	return n, nil
 }
 
 // DeleteSettledCascades forgets the follow-up counts of cascades that have

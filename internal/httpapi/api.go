@@ -36,6 +36,7 @@ type Deps struct {
 	Events      *event.Service
 	Rules       *rule.Service
 	Manual      *engine.Manual // evaluations of rules started by hand
+	Tester      *engine.Tester // rule tests, which change nothing
 	Evaluations *evaluation.Service
 	Webhooks    *webhook.Service
 	JobRetrier  webhook.JobRetrier
@@ -111,6 +112,8 @@ func Register(api huma.API, d Deps) {
 	register(api, opUpdateRule, auth.ScopeAdmin, h.updateRule)
 	register(api, opDeleteRule, auth.ScopeAdmin, h.deleteRule)
 	register(api, opEvaluateRule, auth.ScopeAdmin, h.evaluateRule)
+	register(api, withExamples(opTestRule, testRuleExamples), auth.ScopeAdmin, h.testRule)
+	register(api, withExamples(opTestStoredRule, testStoredRuleExamples), auth.ScopeAdmin, h.testStoredRule)
 
 	register(api, opListEvaluations, auth.ScopeRead, h.listEvaluations)
 

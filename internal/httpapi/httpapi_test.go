@@ -53,6 +53,7 @@ func setupWith(t testing.TB, pool *pgxpool.Pool, security httpapi.Security, m *m
 		Events:      event.NewService(pool, client),
 		Rules:       rule.NewService(pool, compiler, webhook.Referable),
 		Manual:      engine.NewManual(pool, client),
+		Tester:      engine.NewTester(pool, engine.New(compiler, engine.DefaultMaxDepth, logger)),
 		Evaluations: evaluation.NewService(pool),
 		Webhooks:    webhook.NewService(pool, nil, 0),
 		JobRetrier:  client,

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctrader/ctrader/internal/account"
+	"github.com/ctrader/ctrader/internal/engine"
 	"github.com/ctrader/ctrader/internal/event"
 	"github.com/ctrader/ctrader/internal/httpapi"
 	"github.com/ctrader/ctrader/internal/idempotency"
@@ -40,6 +41,11 @@ func TestSchemaLimitsAreTheDomains(t *testing.T) {
 		{"CreateRuleInputBody", "description", rule.MaxDescriptionLength},
 		{"UpdateRuleInputBody", "description", rule.MaxDescriptionLength},
 		{"CreateRuleInputBody", "condition", rule.MaxExpressionLength},
+		{"TestRuleInputBody", "name", rule.MaxNameLength},
+		{"TestRuleInputBody", "description", rule.MaxDescriptionLength},
+		{"TestRuleInputBody", "condition", rule.MaxExpressionLength},
+		{"TestEvent", "type", event.MaxTypeLength},
+		{"TestAccount", "name", account.MaxNameLength},
 		{"UpdateRuleInputBody", "condition", rule.MaxExpressionLength},
 		{"CreateWebhookEndpointInputBody", "description", webhook.MaxDescriptionLength},
 		{"UpdateWebhookEndpointInputBody", "description", webhook.MaxDescriptionLength},
@@ -57,6 +63,8 @@ func TestSchemaLimitsAreTheDomains(t *testing.T) {
 		{"UpdateRuleInputBody", "event_types", rule.MaxEventTypes},
 		{"CreateRuleInputBody", "actions", rule.MaxActions},
 		{"UpdateRuleInputBody", "actions", rule.MaxActions},
+		{"TestRuleInputBody", "event_types", rule.MaxEventTypes},
+		{"TestRuleInputBody", "actions", rule.MaxActions},
 	}
 	for _, tt := range maxItems {
 		p := property(tt.schema, tt.property)
@@ -64,6 +72,10 @@ func TestSchemaLimitsAreTheDomains(t *testing.T) {
 		require.Equal(t, tt.want, *p.MaxItems, "%s.%s maxItems", tt.schema, tt.property)
 	}
 	require.Equal(t, event.TypePattern.String(), property("EventInput", "type").Pattern)
+	require.Equal(t, event.TypePattern.String(), property("TestEvent", "type").Pattern)
+	depth := property("TestEvent", "depth")
+	require.NotNil(t, depth.Maximum)
+	require.EqualValues(t, engine.MaxSampleDepth, *depth.Maximum)
 }
 
 // Every list has the same page size by default, and every query or header

@@ -109,12 +109,19 @@ type EndpointCheck func(ctx context.Context, q db.Querier, id uuid.UUID) (bool, 
 // requireEndpoints checks that every webhook action names an endpoint that
 // exists and is not deleted.
 func (s *Service) requireEndpoints(ctx context.Context, tx pgx.Tx, actions []Action) error {
+	return RequireEndpoints(ctx, tx, actions, s.endpoints)
+}
+
+// RequireEndpoints checks, with check through q, that every webhook action
+// among actions names an endpoint a rule may send to, and names each one
+// that does not as writing the rule would.
+func RequireEndpoints(ctx context.Context, q db.Querier, actions []Action, check EndpointCheck) error {
 	var fields []apperr.FieldError
 	for i, a := range actions {
 		if a.Type != ActionWebhook {
 			continue
 		}
-		ok, err := s.endpoints(ctx, tx, uuid.MustParse(a.EndpointID))
+		ok, err := check(ctx, q, uuid.MustParse(a.EndpointID))
 		if err != nil {
 			return err
 		}

@@ -202,17 +202,29 @@ func (c *Compiler) Compile(r *Rule) (*Compiled, error) {
 // Match evaluates the condition. An error (a missing key, the cost limit, the
 // deadline) is the evaluation's outcome, not a reason to retry.
 func (p *Compiled) Match(ctx context.Context, vars *Vars) (bool, error) {
+	matched, _, err := p.MatchCost(ctx, vars)
+	return matched, err
+}
+
+// MatchCost is Match that also reports the cost the condition used, in
+// CostLimit's units, up to where it stopped. The cost limit tracks it
+// anyway: reading it costs nothing more.
+func (p *Compiled) MatchCost(ctx context.Context, vars *Vars) (bool, uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, EvalTimeout)
 	defer cancel()
-	out, _, err := p.condition.ContextEval(ctx, vars.activation())
+	out, details, err := p.condition.ContextEval(ctx, vars.activation())
+	var cost uint64
+	if c := details.ActualCost(); c != nil {
+		cost = *c
+	}
 	if err != nil {
-		return false, err
+		return false, cost, err
 	}
 	b, ok := out.(types.Bool)
 	if !ok {
-		return false, fmt.Errorf("condition evaluated to %s, not bool", out.Type())
+		return false, cost, fmt.Errorf("condition evaluated to %s, not bool", out.Type())
 	}
-	return bool(b), nil
+	return bool(b), cost, nil
 }
 
 // Payload evaluates the payload expression of action i, or returns its static

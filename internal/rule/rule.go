@@ -94,14 +94,17 @@ func (in Input) equal(r *Rule) bool {
 		in.Scheduled == r.Scheduled && in.Condition == r.Condition && string(a) == string(b) && in.Enabled == r.Enabled
 }
 
-// normalize trims and checks in, compiling its expressions.
-func (c *Compiler) normalize(in *Input) error {
+// normalize trims and checks in, compiling its expressions, and returns
+// their compiled form. A draft (a rule to test, not to store) may have no
+// name.
+func (c *Compiler) normalize(in *Input, draft bool) (*Compiled, error) {
 	var fields []apperr.FieldError
 	bad := func(location, msg string, value any) {
 		fields = append(fields, apperr.FieldError{Location: location, Message: msg, Value: value})
 	}
 	in.Name = strings.TrimSpace(in.Name)
 	switch n := utf8.RuneCountInString(in.Name); {
+	case n == 0 && draft:
 	case n == 0:
 		bad("body.name", "must not be blank", nil)
 	case n > MaxNameLength:
@@ -132,12 +135,12 @@ func (c *Compiler) normalize(in *Input) error {
 	for i := range in.Actions {
 		fields = append(fields, checkAction(&in.Actions[i], fmt.Sprintf("body.actions[%d]", i))...)
 	}
-	_, celFields := c.compile(in.Condition, in.Actions, "body", true)
+	compiled, celFields := c.compile(in.Condition, in.Actions, "body", true)
 	fields = append(fields, celFields...)
 	if len(fields) > 0 {
-		return apperr.InvalidFields("invalid rule", fields...)
+		return nil, apperr.InvalidFields("invalid rule", fields...)
 	}
-	return nil
+	return compiled, nil
 }
 
 func wrap(action string, err error) error {

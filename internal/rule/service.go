@@ -29,7 +29,7 @@ func NewService(pool *pgxpool.Pool, compiler *Compiler, endpoints EndpointCheck)
 
 // Create checks and stores a new rule at version 1.
 func (s *Service) Create(ctx context.Context, in Input) (*Rule, error) {
-	if err := s.compiler.normalize(&in); err != nil {
+	if _, err := s.compiler.normalize(&in, false); err != nil {
 		return nil, err
 	}
 	id, err := uuid.NewV7()
@@ -81,7 +81,7 @@ func (s *Service) Update(ctx context.Context, id uuid.UUID, p Patch) (*Rule, err
 			return ErrDeleted
 		}
 		in := p.apply(cur)
-		if err := s.compiler.normalize(&in); err != nil {
+		if _, err := s.compiler.normalize(&in, false); err != nil {
 			return err
 		}
 		if in.equal(cur) {

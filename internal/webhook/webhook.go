@@ -305,3 +305,32 @@ func DeliverableAmong(ctx context.Context, q db.Querier, ids []uuid.UUID) (map[u
 	}
 	return out, nil
 }
+
+// EndpointsAmong reads the endpoints among ids, whatever their state, without
+// locking them: what a dry run of webhook actions reports.
+func EndpointsAmong(ctx context.Context, q db.Querier, ids []uuid.UUID) (map[uuid.UUID]*Endpoint, error) {
+	out := make(map[uuid.UUID]*Endpoint, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := q.Query(ctx, `SELECT `+endpointColumns+` FROM webhook_endpoints WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read webhook endpoints: %w", err)
+	}
+	found, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Endpoint, error) { return scanEndpoint(r) })
+	if err != nil {
+		return nil, fmt.Errorf("read webhook endpoints: %w", err)
+	}
+	for _, e := range found {
+		out[e.ID] = e
+	}
+	return out, nil
+}
+
+// Referable reports whether a rule may send to e, as the function Referable
+// does for an endpoint's id: e is not deleted.
+func (e *Endpoint) Referable() bool { return e != nil && e.DeletedAt == nil }
+
+// Deliverable reports whether e can receive deliveries now, as
+// DeliverableAmong does in SQL: it is enabled and not deleted.
+func (e *Endpoint) Deliverable() bool { return e != nil && e.Enabled && e.DeletedAt == nil }

@@ -130,6 +130,7 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, opts Options) (*river.Cl
 		river.AddWorker(workers, &VacuumWorker{pool: pool, logger: logger.With(slog.String("component", "vacuum"))})
 		river.AddWorker(workers, NewRetentionWorker(pool, opts.Retention, logger.With(slog.String("component", "retention"))))
 		river.AddWorker(workers, &WebhookWorker{pool: pool, sender: opts.Webhooks, timeout: opts.WebhookTimeout, metrics: opts.Metrics})
+		river.AddWorker(workers, &WebhookBatchWorker{pool: pool, sender: opts.Webhooks, timeout: opts.WebhookTimeout, metrics: opts.Metrics})
 
 		cfg.Workers = workers
 		cfg.Queues = make(map[string]river.QueueConfig, len(queue.Names()))
