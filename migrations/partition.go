@@ -3,10 +3,12 @@ package migrations
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/pressly/goose/v3"
 
 	"github.com/ctrader/ctrader/internal/partition"
@@ -47,6 +49,21 @@ func partitionUp(ctx context.Context, db *sql.DB) error {
 	}
 	now := time.Now()
 	first := partition.Start(now).Add(2 * partition.Period)
+	// Ids are made by the servers' clocks; one made by a clock far ahead
+	// pushes the bound past it, rather than failing the migration.
+	for _, table := range partition.Tables {
+		var newest uuid.UUID
+		err := db.QueryRowContext(ctx, `SELECT id FROM `+table+` ORDER BY id DESC LIMIT 1`).Scan(&newest)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return fmt.Errorf("read the newest id of %s: %w", table, err)
+		default:
+			if after := partition.Start(partition.TimeOf(newest)).Add(partition.Period); after.After(first) {
+				first = after
+			}
+		}
+	}
 	bound := partition.Bound(first)
 	for _, table := range partition.Tables {
 		if err := proveBound(ctx, db, table, bound.String()); err != nil {
