@@ -24,7 +24,7 @@ const DefaultLockTimeout = 2 * time.Second
 // defaultBatch is how many rows of a DEFAULT partition one step deletes.
 const defaultBatch = 5000
 
-// lockKey is the advisory lock that keeps two runs apart: "ctrader.partition".
+// lockKey is the advisory lock that keeps two runs apart ("ctrpart" in ASCII).
 const lockKey = int64(0x63747270617274)
 
 // ErrBusy is returned by Run when another run holds the maintenance lock.

@@ -42,8 +42,13 @@ func NewRetentionWorker(pool *pgxpool.Pool, r Retention, logger *slog.Logger) *R
 	return &RetentionWorker{pool: pool, partitions: partition.New(pool, logger), retention: r, logger: logger}
 }
 
-// Work runs the partition maintenance and deletes old deliveries. A run
-// that finds another one at work leaves the partitions to it.
+// deliveryBudget is how long one run deletes deliveries; a backlog larger
+// than that is left to the next runs.
+const deliveryBudget = 5 * time.Minute
+
+// Work runs the partition maintenance and deletes old deliveries; a failure
+// of one does not keep the other from running. A run that finds another one
+// at work leaves the partitions to it.
 func (w *RetentionWorker) Work(ctx context.Context, _ *river.Job[jobs.Retention]) error {
 	report, err := w.partitions.Run(ctx, []partition.Policy{
 		{Table: "events", Retention: w.retention.Events},
@@ -52,29 +57,35 @@ func (w *RetentionWorker) Work(ctx context.Context, _ *river.Job[jobs.Retention]
 	switch {
 	case errors.Is(err, partition.ErrBusy):
 		w.logger.InfoContext(ctx, "partition maintenance left to the run in progress")
+		err = nil
 	case err != nil:
-		return err
 	case len(report.Created)+len(report.Dropped) > 0 || report.Moved+report.Deleted > 0:
 		w.logger.InfoContext(ctx, "partitions maintained", slog.Any("created", report.Created),
 			slog.Any("dropped", report.Dropped), slog.Int64("moved", report.Moved), slog.Int64("deleted", report.Deleted))
 	}
+	return errors.Join(err, w.deleteDeliveries(ctx))
+}
+
+// deleteDeliveries deletes finished deliveries past retention, a batch per
+// transaction, until none is left or the run's budget is spent.
+func (w *RetentionWorker) deleteDeliveries(ctx context.Context) error {
 	if w.retention.WebhookDeliveries <= 0 {
 		return nil
 	}
 	before := time.Now().Add(-w.retention.WebhookDeliveries)
+	stop := time.Now().Add(deliveryBudget)
 	var total int64
-	for {
+	defer func() {
+		if total > 0 {
+			w.logger.InfoContext(ctx, "webhook deliveries deleted", slog.Int64("deliveries", total))
+		}
+	}()
+	for time.Now().Before(stop) {
 		n, err := webhook.DeleteFinishedBefore(ctx, w.pool, before, deliveryBatch)
 		total += n
-		if err != nil {
+		if err != nil || n < deliveryBatch {
 			return err
 		}
-		if n < deliveryBatch {
-			break
-		}
-	}
-	if total > 0 {
-		w.logger.InfoContext(ctx, "webhook deliveries deleted", slog.Int64("deliveries", total))
 	}
 	return nil
 }
