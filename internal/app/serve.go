@@ -20,6 +20,7 @@ import (
 
 	"github.com/ctrader/ctrader/internal/account"
 	"github.com/ctrader/ctrader/internal/auth"
+	"github.com/ctrader/ctrader/internal/backfill"
 	"github.com/ctrader/ctrader/internal/backlog"
 	"github.com/ctrader/ctrader/internal/config"
 	"github.com/ctrader/ctrader/internal/db"
@@ -97,6 +98,7 @@ func startProcess(ctx context.Context, name string, args []string, getenv func(s
 		Work:              true,
 		Concurrency:       cfg.WorkerConcurrency,
 		QueueConcurrency:  cfg.QueueConcurrency,
+		BackfillWorkers:   cfg.BackfillWorkers,
 		FetchCooldown:     cfg.FetchCooldown,
 		FetchPollInterval: cfg.FetchPollInterval,
 		JobTimeout:        cfg.JobTimeout,
@@ -227,6 +229,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Rules:       rule.NewService(p.pool, p.compiler, webhook.Referable),
 		Manual:      engine.NewManual(p.pool, p.river),
 		Evaluations: evaluation.NewService(p.pool),
+		Backfills:   backfill.NewService(p.pool, p.river),
 		Webhooks:    p.webhooks,
 		JobRetrier:  p.river,
 		RiverUI:     ui,

@@ -130,9 +130,19 @@ func Get(ctx context.Context, q db.Querier, id uuid.UUID) (*Event, error) {
 // sets *out when b runs. They come in the order of their ids, which is the
 // order they were received in; WonApplied is set.
 func BatchLock(b *pgx.Batch, ids []uuid.UUID, out *[]*Event) {
+	batchRead(b, ids, " FOR NO KEY UPDATE", out)
+}
+
+// BatchRead adds to b the read of the events among ids in the order of
+// their ids, as BatchLock does, without locking them.
+func BatchRead(b *pgx.Batch, ids []uuid.UUID, out *[]*Event) {
+	batchRead(b, ids, "", out)
+}
+
+func batchRead(b *pgx.Batch, ids []uuid.UUID, lock string, out *[]*Event) {
 	b.Queue(`
 		SELECT `+columns+`, won_applied_at IS NOT NULL, root_id FROM events
-		WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`, ids).Query(func(rows pgx.Rows) error {
+		WHERE id = ANY($1) ORDER BY id`+lock, ids).Query(func(rows pgx.Rows) error {
 		events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Event, error) {
 			var e Event
 			err := r.Scan(&e.ID, &e.AccountID, &e.Type, &e.Payload, &e.OccurredAt, &e.ReceivedAt, &e.Status,
@@ -140,7 +150,7 @@ func BatchLock(b *pgx.Batch, ids []uuid.UUID, out *[]*Event) {
 			return &e, err
 		})
 		if err != nil {
-			return wrap("lock events", err)
+			return wrap("read events", err)
 		}
 		*out = events
 		return nil

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctrader/ctrader/internal/account"
+	"github.com/ctrader/ctrader/internal/backfill"
 	"github.com/ctrader/ctrader/internal/dbtest"
 	"github.com/ctrader/ctrader/internal/engine"
 	"github.com/ctrader/ctrader/internal/evaluation"
@@ -54,6 +55,7 @@ func setupWith(t testing.TB, pool *pgxpool.Pool, security httpapi.Security, m *m
 		Rules:       rule.NewService(pool, compiler, webhook.Referable),
 		Manual:      engine.NewManual(pool, client),
 		Evaluations: evaluation.NewService(pool),
+		Backfills:   backfill.NewService(pool, client),
 		Webhooks:    webhook.NewService(pool, nil, 0),
 		JobRetrier:  client,
 		Security:    security,

@@ -166,3 +166,18 @@ func Enabled(ctx context.Context, q db.Querier, ids []uuid.UUID) ([]*Rule, error
 	}
 	return items, nil
 }
+
+// GetVersion reads one version of a rule, as it was when it was current,
+// through q. Its UpdatedAt is when the version was made.
+func GetVersion(ctx context.Context, q db.Querier, id uuid.UUID, version int) (*Rule, error) {
+	r := Rule{ID: id, Version: version}
+	err := q.QueryRow(ctx, `
+		SELECT name, description, event_types, scheduled, condition, actions, enabled, created_at
+		FROM rule_versions WHERE rule_id = $1 AND version = $2`, id, version).
+		Scan(&r.Name, &r.Description, &r.EventTypes, &r.Scheduled, &r.Condition, &r.Actions, &r.Enabled, &r.UpdatedAt)
+	if err != nil {
+		return nil, wrap("get rule version", err)
+	}
+	r.CreatedAt = r.UpdatedAt
+	return &r, nil
+}

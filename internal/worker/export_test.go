@@ -54,3 +54,7 @@ func (w *EventsWorker) RunBatch(ctx context.Context, batch []*river.Job[jobs.Eve
 func NewScheduleTickWorker(pool *pgxpool.Pool, interval time.Duration, now func() time.Time, logger *slog.Logger) *ScheduleTickWorker {
 	return &ScheduleTickWorker{pool: pool, interval: interval, now: now, logger: logger}
 }
+
+func NewBackfillWorker(pool *pgxpool.Pool, e *engine.Engine) *BackfillWorker {
+	return &BackfillWorker{pool: pool, engine: e}
+}
