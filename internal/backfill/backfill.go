@@ -37,6 +37,12 @@ const (
 // small enough that a page holds its locks for a fraction of a second.
 const PageSize = 2000
 
+// LockingPageSize is the page of an apply backfill whose rule changes
+// account statuses: it holds its accounts locked, as the events worker
+// does, and live events of those accounts wait for it, so its pages are
+// short.
+const LockingPageSize = 250
+
 // PageBudget is how long one page evaluates before it leaves the rest of
 // its events to the next page, whatever the rule costs: well inside
 // JOB_TIMEOUT.

@@ -34,12 +34,17 @@ func (e *Engine) BackfillPage(ctx context.Context, tx pgx.Tx, inserter jobs.Inse
 	if err != nil {
 		return backfill.Page{}, err
 	}
+	apply := b.Mode == backfill.ModeApply
+	size := backfill.PageSize
+	if apply && changesStatus(r) {
+		size = backfill.LockingPageSize
+	}
 	rng := b.Range()
-	walked, err := event.Walk(ctx, tx, rng, backfill.PageSize)
+	walked, err := event.Walk(ctx, tx, rng, size)
 	if err != nil {
 		return backfill.Page{}, err
 	}
-	p := backfill.Page{Last: walked.Last, Done: walked.Count < backfill.PageSize}
+	p := backfill.Page{Last: walked.Last, Done: walked.Count < size}
 	p.Scanned = int64(walked.Count)
 	if walked.Count == 0 {
 		p.Last = rng.After
@@ -48,7 +53,6 @@ func (e *Engine) BackfillPage(ctx context.Context, tx pgx.Tx, inserter jobs.Inse
 		return p, nil
 	}
 
-	apply := b.Mode == backfill.ModeApply
 	var (
 		events   []*event.Event
 		accounts map[uuid.UUID]*account.Account
