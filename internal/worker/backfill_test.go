@@ -368,3 +368,56 @@ func TestBackfillIsMarkedFailedOnItsLastAttempt(t *testing.T) {
 	require.Contains(t, *got.FailureReason, "gave up after 5 attempts")
 	require.NotNil(t, got.FinishedAt)
 }
+
+// Live events processed while an apply backfill walks over them: whichever
+// comes first, the rule version acts on each event once.
+func TestBackfillApplyBesideLiveEventsActsOnceEndToEnd(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	a := activeAccount(t, b, "John Doe")
+	in := bigWin()
+	in.Actions = in.Actions[:1] // emit_event only
+	r := createRule(t, b, in)
+	storedEvents(t, b, a.ID, backfill.PageSize+100)
+	var live []uuid.UUID
+	for range 30 {
+		live = append(live, ingest(t, b, a.ID, event.TypeWon, map[string]any{"amount": 1500.0}).ID)
+	}
+	bf := startBackfill(t, b, backfill.Input{RuleID: r.ID, From: time.Now().Add(-2 * time.Hour), Mode: backfill.ModeApply})
+
+	require.NoError(t, b.client.Start(ctx))
+	t.Cleanup(func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, b.client.Stop(stopCtx))
+	})
+	for range 30 {
+		live = append(live, ingest(t, b, a.ID, event.TypeWon, map[string]any{"amount": 1500.0}).ID)
+	}
+	// The follow-up events the backfill emits are left to the events worker.
+	require.Eventually(t, func() bool {
+		return getBackfill(t, b, bf.ID).State == backfill.StateSucceeded &&
+			countRows(t, b, `SELECT count(*) FROM events WHERE type = 'won' AND status <> 'processed'`) == 0
+	}, 30*time.Second, 50*time.Millisecond)
+	require.Zero(t, countRows(t, b, `SELECT count(*) FROM river_job WHERE state IN ('retryable', 'discarded', 'cancelled')`), "no job failed")
+
+	require.Zero(t, countRows(t, b, `
+		SELECT count(*) FROM (
+			SELECT event_id FROM evaluations
+			WHERE rule_id = $1 AND (trigger = 'event' OR backfill_id = $2)
+			GROUP BY event_id HAVING count(*) > 1) twice`, r.ID, bf.ID), "no event acted on twice")
+	require.Zero(t, countRows(t, b, `
+		SELECT count(*) FROM (
+			SELECT causation_id FROM events WHERE type = 'vip_candidate'
+			GROUP BY causation_id HAVING count(*) > 1) twice`), "no event followed up twice")
+	won := countRows(t, b, `SELECT count(*) FROM events WHERE type = 'won'`)
+	require.Equal(t, won, countRows(t, b, `SELECT count(DISTINCT causation_id) FROM events WHERE type = 'vip_candidate'`),
+		"every won event followed up once, live or by the backfill")
+	got := getBackfill(t, b, bf.ID)
+	require.Equal(t, int64(backfill.PageSize+100), got.Evaluated, "the stored events, by the backfill")
+	require.Equal(t, int64(30), got.Skipped, "the events posted before it, left to the events worker or skipped as acted on")
+	for _, id := range live {
+		require.Equal(t, event.StatusProcessed, getEvent(t, b, id).Status)
+	}
+}
