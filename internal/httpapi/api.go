@@ -117,7 +117,7 @@ func Register(api huma.API, d Deps) {
 
 	register(api, opListEvaluations, auth.ScopeRead, h.listEvaluations)
 
-	register(api, opCreateBackfill, auth.ScopeAdmin, h.createBackfill)
+	register(api, createBackfillOp(), auth.ScopeAdmin, h.createBackfill)
 	register(api, opListBackfills, auth.ScopeRead, h.listBackfills)
 	register(api, opGetBackfill, auth.ScopeRead, h.getBackfill)
 	register(api, opCancelBackfill, auth.ScopeAdmin, h.cancelBackfill)

@@ -84,6 +84,26 @@ var opCreateBackfill = huma.Operation{
 	Errors:        []int{http.StatusBadRequest, http.StatusNotFound, http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity, http.StatusServiceUnavailable},
 }
 
+// createBackfillOp is opCreateBackfill with examples of whole bodies. It is
+// built anew for each API: Huma fills the request body's schema in place.
+func createBackfillOp() huma.Operation {
+	op := opCreateBackfill
+	op.RequestBody = &huma.RequestBody{Content: map[string]*huma.MediaType{"application/json": {
+		Examples: map[string]*huma.Example{
+			"dry_run": {
+				Summary: "What the rule would have matched in November",
+				Value:   map[string]any{"from": "2026-11-01T00:00:00Z", "to": "2026-12-01T00:00:00Z", "mode": "dry_run"},
+			},
+			"apply": {
+				Summary: "Act on one account's won events since November 1",
+				Value: map[string]any{"from": "2026-11-01T00:00:00Z", "event_types": []string{"won"},
+					"account_id": "019ad3d1-0a1b-7c2d-8e3f-4a5b6c7d8e9f", "mode": "apply"},
+			},
+		},
+	}}}
+	return op
+}
+
 type createBackfillInput struct {
 	RulePath
 	Body struct {
