@@ -28,7 +28,7 @@ const (
 	StatePending   = "pending"   // created; its first page has not run
 	StateRunning   = "running"   // at least one page has run
 	StateSucceeded = "succeeded" // every page has run
-	StateCancelled = "cancelled" // cancelled; pages already run stay
+	StateCancelled = "cancelled" // cancelled, or (apply) its rule was disabled or deleted; pages already run stay
 	StateFailed    = "failed"    // a page was given up on; see FailureReason
 )
 
@@ -110,6 +110,10 @@ type Page struct {
 	Last uuid.UUID // the highest event id the page is done with
 	Done bool      // no event is left to walk
 }
+
+// RuleOff is why an apply backfill stops when its rule is disabled or
+// deleted: the events worker no longer acts for the rule, nor does it.
+const RuleOff = "the rule was disabled or deleted: an apply backfill acts only while its rule is enabled"
 
 // Active reports whether the backfill may still run pages.
 func (b *Backfill) Active() bool {

@@ -106,6 +106,16 @@ func Fail(ctx context.Context, q db.Querier, id uuid.UUID, reason string) error 
 	return nil
 }
 
+// Stop cancels a backfill in tx from its own page, saying why.
+func Stop(ctx context.Context, tx pgx.Tx, id uuid.UUID, reason string) error {
+	if _, err := tx.Exec(ctx, `
+		UPDATE backfills SET state = 'cancelled', failure_reason = $2, finished_at = clock_timestamp()
+		WHERE id = $1`, id, reason); err != nil {
+		return wrap("stop backfill", err)
+	}
+	return nil
+}
+
 // Filter narrows a list of backfills; zero fields match everything.
 type Filter struct {
 	RuleID uuid.UUID

@@ -36,7 +36,7 @@ type Backfill struct {
 	EventTypes     []string         `json:"event_types" doc:"Event types evaluated" example:"[\"won\"]"`
 	AccountID      string           `json:"account_id,omitempty" format:"uuid" doc:"Only this account's events, when set"`
 	Progress       BackfillProgress `json:"progress"`
-	FailureReason  string           `json:"failure_reason,omitempty" doc:"Why a failed backfill stopped; pages before stay done"`
+	FailureReason  string           `json:"failure_reason,omitempty" doc:"Why a failed backfill stopped, or why an apply backfill was cancelled when its rule was disabled or deleted; pages before stay done"`
 	CreatedAt      time.Time        `json:"created_at"`
 	StartedAt      *time.Time       `json:"started_at,omitempty" doc:"When its first page committed"`
 	FinishedAt     *time.Time       `json:"finished_at,omitempty" doc:"When it succeeded, was cancelled or failed"`

@@ -13,6 +13,7 @@ import (
 	"github.com/ctrader/ctrader/internal/db"
 	"github.com/ctrader/ctrader/internal/engine"
 	"github.com/ctrader/ctrader/internal/jobs"
+	"github.com/ctrader/ctrader/internal/rule"
 )
 
 // BackfillWorker works one page of a backfill. The page's evaluations and
@@ -26,7 +27,8 @@ type BackfillWorker struct {
 }
 
 // Work runs the page, or does nothing when the backfill was cancelled or
-// the job is a stale duplicate.
+// the job is a stale duplicate. An apply backfill whose rule has been
+// disabled or deleted is cancelled instead.
 func (w *BackfillWorker) Work(ctx context.Context, job *river.Job[jobs.BackfillPage]) error {
 	err := db.InTxGenericPlans(ctx, w.pool, func(tx pgx.Tx) error {
 		b, err := backfill.Lock(ctx, tx, job.Args.BackfillID)
@@ -35,6 +37,18 @@ func (w *BackfillWorker) Work(ctx context.Context, job *river.Job[jobs.BackfillP
 		}
 		if !b.Active() || b.Pages != job.Args.Page {
 			return complete(ctx, tx, job)
+		}
+		if b.Mode == backfill.ModeApply {
+			r, err := rule.Get(ctx, tx, b.RuleID)
+			if err != nil {
+				return err
+			}
+			if r.DeletedAt != nil || !r.Enabled {
+				if err := backfill.Stop(ctx, tx, b.ID, backfill.RuleOff); err != nil {
+					return err
+				}
+				return complete(ctx, tx, job)
+			}
 		}
 		p, err := w.engine.BackfillPage(ctx, tx, inserter(ctx), b)
 		if err != nil {

@@ -421,3 +421,26 @@ func TestBackfillApplyBesideLiveEventsActsOnceEndToEnd(t *testing.T) {
 		require.Equal(t, event.StatusProcessed, getEvent(t, b, id).Status)
 	}
 }
+
+func TestBackfillApplyStopsWhenItsRuleIsDisabled(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	a := activeAccount(t, b, "John Doe")
+	r := createRule(t, b, bigWin())
+	storedEvent(t, b, a.ID, event.TypeWon, 1500, time.Now().Add(-time.Hour))
+	bf := startBackfill(t, b, backfill.Input{RuleID: r.ID, From: time.Now().Add(-2 * time.Hour), Mode: backfill.ModeApply})
+	dry := startBackfill(t, b, backfill.Input{RuleID: r.ID, From: time.Now().Add(-2 * time.Hour), Mode: backfill.ModeDryRun})
+	_, err := b.rules.Update(ctx, r.ID, rule.Patch{Enabled: ptr(false)})
+	require.NoError(t, err)
+
+	got := runBackfill(t, b, bf.ID)
+	require.Equal(t, backfill.StateCancelled, got.State)
+	require.NotNil(t, got.FailureReason)
+	require.Equal(t, backfill.RuleOff, *got.FailureReason)
+	require.Zero(t, got.Pages)
+	require.Zero(t, countRows(t, b, `SELECT count(*) FROM evaluations WHERE backfill_id = $1`, bf.ID))
+	require.Zero(t, countRows(t, b, `SELECT count(*) FROM events WHERE type = 'vip_candidate'`))
+
+	require.Equal(t, backfill.StateSucceeded, runBackfill(t, b, dry.ID).State, "a dry run goes on")
+}
