@@ -30,7 +30,12 @@ import (
 // DefaultURL is the server tests use when CTRADER_TEST_DATABASE_URL is unset.
 const DefaultURL = "postgres://postgres@localhost:5432/postgres?sslmode=disable"
 
-func serverConfig(t testing.TB) pgtestdb.Config {
+// TB is what URL and EmptyURL need of a test. A *testing.T has it; so can a
+// TestMain that shares one database among the examples of a package, which
+// have no *testing.T of their own.
+type TB = pgtestdb.TB
+
+func serverConfig(t TB) pgtestdb.Config {
 	t.Helper()
 	url := os.Getenv("CTRADER_TEST_DATABASE_URL")
 	if url == "" {
@@ -59,13 +64,13 @@ func serverConfig(t testing.TB) pgtestdb.Config {
 
 // URL returns the connection URL of a new database with every migration
 // applied.
-func URL(t testing.TB) string {
+func URL(t TB) string {
 	t.Helper()
 	return pgtestdb.Custom(t, serverConfig(t), migrator{}).URL()
 }
 
 // EmptyURL returns the connection URL of a new database with nothing in it.
-func EmptyURL(t testing.TB) string {
+func EmptyURL(t TB) string {
 	t.Helper()
 	return pgtestdb.Custom(t, serverConfig(t), pgtestdb.NoopMigrator{}).URL()
 }

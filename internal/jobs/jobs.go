@@ -146,6 +146,10 @@ type Inserter interface {
 // retried on the webhook schedule.
 type WebhookDeliver struct {
 	DeliveryID uuid.UUID `json:"delivery_id"`
+	// AttemptsBefore is how many attempts the delivery had before this job:
+	// a delivery whose first attempt was made by a WebhookDeliverBatch job
+	// continues its schedule here from attempt AttemptsBefore+1.
+	AttemptsBefore int `json:"attempts_before,omitempty"`
 }
 
 // Kind is the job's stable name.
@@ -154,6 +158,22 @@ func (WebhookDeliver) Kind() string { return "webhook.deliver" }
 // InsertOpts routes the job to the webhooks queue, so a slow consumer cannot
 // hold back event processing.
 func (WebhookDeliver) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: queue.Webhooks}
+}
+
+// WebhookDeliverBatch makes the first attempt at several webhook deliveries
+// stored by one transaction, sending them side by side and recording them in
+// one transaction. A delivery whose attempt fails continues on its own
+// WebhookDeliver job.
+type WebhookDeliverBatch struct {
+	DeliveryIDs []uuid.UUID `json:"delivery_ids"`
+}
+
+// Kind is the job's stable name.
+func (WebhookDeliverBatch) Kind() string { return "webhook.deliver_batch" }
+
+// InsertOpts routes the job to the webhooks queue, as WebhookDeliver.
+func (WebhookDeliverBatch) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: queue.Webhooks}
 }
 

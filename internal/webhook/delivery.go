@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -73,17 +74,30 @@ type Outbound struct {
 	Message      Message
 }
 
+// BatchSize is the most deliveries one job makes first attempts at.
+const BatchSize = 16
+
 // EnqueueMany stores deliveries and their jobs in tx, so each delivery
 // exists exactly when the evaluation that caused it does. It takes two round
 // trips however many there are: the jobs in one insert, then the deliveries,
-// which name their jobs, in one copy.
+// which name their jobs, in one copy. Deliveries are attempted first in
+// groups of up to BatchSize by one WebhookDeliverBatch job; a delivery alone
+// gets its WebhookDeliver job at once.
 func EnqueueMany(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, out []Outbound) error {
 	if len(out) == 0 {
 		return nil
 	}
-	params := make([]river.InsertManyParams, len(out))
-	for i, o := range out {
-		params[i] = river.InsertManyParams{Args: jobs.WebhookDeliver{DeliveryID: o.ID}, InsertOpts: &river.InsertOpts{MaxAttempts: MaxAttempts}}
+	var params []river.InsertManyParams
+	for group := range slices.Chunk(out, BatchSize) {
+		var args river.JobArgs = jobs.WebhookDeliver{DeliveryID: group[0].ID}
+		if len(group) > 1 {
+			ids := make([]uuid.UUID, len(group))
+			for i, o := range group {
+				ids[i] = o.ID
+			}
+			args = jobs.WebhookDeliverBatch{DeliveryIDs: ids}
+		}
+		params = append(params, river.InsertManyParams{Args: args, InsertOpts: &river.InsertOpts{MaxAttempts: MaxAttempts}})
 	}
 	res, err := inserter.InsertManyTx(ctx, tx, params)
 	if err != nil {
@@ -95,11 +109,51 @@ func EnqueueMany(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, out []O
 		if err != nil {
 			return fmt.Errorf("encode webhook message: %w", err)
 		}
-		rows[i] = []any{o.ID, o.EndpointID, o.EvaluationID, o.Message.Type, body, res[i].Job.ID}
+		rows[i] = []any{o.ID, o.EndpointID, o.EvaluationID, o.Message.Type, body, res[i/BatchSize].Job.ID}
 	}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"webhook_deliveries"},
 		[]string{"id", "endpoint_id", "evaluation_id", "event_type", "body", "job_id"}, pgx.CopyFromRows(rows)); err != nil {
 		return fmt.Errorf("insert webhook deliveries: %w", err)
+	}
+	return nil
+}
+
+// Continue gives each delivery whose attempt was retried its own
+// WebhookDeliver job, scheduled for its next attempt and counting on from
+// the attempts it had, and names the job on the delivery, in tx.
+func Continue(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, attempts []Attempted, recorded []Recorded) error {
+	var (
+		params []river.InsertManyParams
+		ids    []uuid.UUID
+	)
+	for i, a := range attempts {
+		if recorded[i].Outcome != OutcomeRetried {
+			continue
+		}
+		params = append(params, river.InsertManyParams{
+			Args: jobs.WebhookDeliver{DeliveryID: a.Out.Delivery.ID, AttemptsBefore: a.Attempt},
+			InsertOpts: &river.InsertOpts{
+				MaxAttempts: MaxAttempts - a.Attempt,
+				ScheduledAt: recorded[i].NextAttemptAt,
+			},
+		})
+		ids = append(ids, a.Out.Delivery.ID)
+	}
+	if len(params) == 0 {
+		return nil
+	}
+	res, err := inserter.InsertManyTx(ctx, tx, params)
+	if err != nil {
+		return fmt.Errorf("insert webhook retry jobs: %w", err)
+	}
+	jobIDs := make([]int64, len(res))
+	for i, r := range res {
+		jobIDs[i] = r.Job.ID
+	}
+	if _, err := tx.Exec(ctx, `
+		UPDATE webhook_deliveries d SET job_id = j.job_id
+		FROM unnest($1::uuid[], $2::bigint[]) AS j (id, job_id) WHERE d.id = j.id`, ids, jobIDs); err != nil {
+		return fmt.Errorf("name webhook retry jobs: %w", err)
 	}
 	return nil
 }

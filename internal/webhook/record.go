@@ -1,10 +1,12 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -55,16 +57,85 @@ func (o Outcome) status() string {
 
 // Record stores an attempt and its consequences in tx: the delivery's status
 // and next attempt, and the endpoint's failure streak (a 410 or too many
-// failures in a row disable it). attempt is the job's attempt number.
+// failures in a row disable it). attempt is the delivery's attempt number,
+// from 1.
 func Record(ctx context.Context, tx pgx.Tx, out *Outgoing, res Result, attempt int) (Outcome, error) {
-	d := out.Delivery
+	recorded, err := RecordMany(ctx, tx, []Attempted{{Out: out, Result: res, Attempt: attempt}})
+	if err != nil {
+		return OutcomeRetried, err
+	}
+	return recorded[0].Outcome, nil
+}
+
+// Attempted is an attempt made, to record: the delivery, what it got and
+// the delivery's attempt number, from 1.
+type Attempted struct {
+	Out     *Outgoing
+	Result  Result
+	Attempt int
+}
+
+// Recorded is what recording an attempt decided: its outcome and, when it
+// is OutcomeRetried, when the next attempt is due.
+type Recorded struct {
+	Outcome       Outcome
+	NextAttemptAt time.Time
+}
+
+// RecordMany is Record for several attempts, in one round trip. Endpoints'
+// streaks are updated last and in endpoint order, so transactions recording
+// attempts at the same endpoints lock them in the same order.
+func RecordMany(ctx context.Context, tx pgx.Tx, attempts []Attempted) ([]Recorded, error) {
+	recorded := make([]Recorded, len(attempts))
+	b := &pgx.Batch{}
+	streaks := make([]streak, 0, len(attempts))
+	for i, a := range attempts {
+		var s streak
+		recorded[i], s = queueAttempt(b, a)
+		streaks = append(streaks, s)
+	}
+	slices.SortStableFunc(streaks, func(a, b streak) int { return bytes.Compare(a.endpointID[:], b.endpointID[:]) })
+	for _, s := range streaks {
+		s.queue(b)
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("record webhook attempts: %w", err)
+	}
+	return recorded, nil
+}
+
+// streak is the change an attempt makes to its endpoint's failure streak.
+type streak struct {
+	endpointID uuid.UUID
+	succeeded  bool
+	disabled   string // the reason a failure disables the endpoint at once
+}
+
+func (s streak) queue(b *pgx.Batch) {
+	if s.succeeded {
+		b.Queue(`UPDATE webhook_endpoints SET consecutive_failures = 0 WHERE id = $1 AND consecutive_failures <> 0`, s.endpointID)
+		return
+	}
+	b.Queue(`
+		UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1,
+			enabled = CASE WHEN $2 <> '' OR consecutive_failures + 1 >= $3 THEN false ELSE enabled END,
+			disabled_reason = CASE WHEN $2 <> '' THEN $2 WHEN consecutive_failures + 1 >= $3 THEN $4 ELSE disabled_reason END,
+			disabled_at = CASE WHEN enabled AND ($2 <> '' OR consecutive_failures + 1 >= $3) THEN clock_timestamp() ELSE disabled_at END,
+			updated_at = now()
+		WHERE id = $1`, s.endpointID, s.disabled, DisableAfterFailures, DisabledFailures)
+}
+
+// queueAttempt queues the statements that record one attempt at its
+// delivery, and says what it decided and what it does to the endpoint.
+func queueAttempt(b *pgx.Batch, a Attempted) (Recorded, streak) {
+	d, res := a.Out.Delivery, a.Result
 	var (
-		status   *int
-		body     *string
-		errText  *string
-		outcome  = OutcomeRetried
-		next     time.Time
-		disabled string
+		status  *int
+		body    *string
+		errText *string
+		outcome = OutcomeRetried
+		next    time.Time
+		s       = streak{endpointID: a.Out.Endpoint.ID}
 	)
 	if res.Status != 0 {
 		status = &res.Status
@@ -72,24 +143,22 @@ func Record(ctx context.Context, tx pgx.Tx, out *Outgoing, res Result, attempt i
 	}
 	switch {
 	case res.OK():
-		outcome = OutcomeSucceeded
+		outcome, s.succeeded = OutcomeSucceeded, true
 	case res.Status == http.StatusGone:
-		outcome, disabled = OutcomeFailed, DisabledGone
+		outcome, s.disabled = OutcomeFailed, DisabledGone
 		msg := "410 Gone: the endpoint was disabled"
 		errText = &msg
 	default:
 		msg := describeFailure(res)
 		errText = &msg
-		if attempt >= MaxAttempts {
+		if a.Attempt >= MaxAttempts {
 			outcome = OutcomeFailed
 		} else {
-			next = time.Now().Add(RetryWait(attempt, res.RetryAfter)).UTC()
+			next = time.Now().Add(RetryWait(a.Attempt, res.RetryAfter)).UTC()
 		}
 	}
-	// The attempt, the delivery and the endpoint's streak go out in one
-	// round trip, in this order: the attempt's number is read before the
-	// delivery counts it.
-	b := &pgx.Batch{}
+	// The attempt before the delivery: the attempt's number is read before
+	// the delivery counts it.
 	b.Queue(`
 		INSERT INTO webhook_attempts (id, delivery_id, attempt, started_at, duration_ms, response_status, response_body, error)
 		VALUES ($1, $2, (SELECT attempts + 1 FROM webhook_deliveries WHERE id = $2), $3, $4, $5, $6, $7)`,
@@ -103,21 +172,7 @@ func Record(ctx context.Context, tx pgx.Tx, out *Outgoing, res Result, attempt i
 			last_status = $4, last_error = $5,
 			finished_at = CASE WHEN $2 = $6 THEN NULL ELSE clock_timestamp() END
 		WHERE id = $1`, d.ID, outcome.status(), nextAt, status, errText, StatusPending)
-	if outcome == OutcomeSucceeded {
-		b.Queue(`UPDATE webhook_endpoints SET consecutive_failures = 0 WHERE id = $1 AND consecutive_failures <> 0`, out.Endpoint.ID)
-	} else {
-		b.Queue(`
-			UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1,
-				enabled = CASE WHEN $2 <> '' OR consecutive_failures + 1 >= $3 THEN false ELSE enabled END,
-				disabled_reason = CASE WHEN $2 <> '' THEN $2 WHEN consecutive_failures + 1 >= $3 THEN $4 ELSE disabled_reason END,
-				disabled_at = CASE WHEN enabled AND ($2 <> '' OR consecutive_failures + 1 >= $3) THEN clock_timestamp() ELSE disabled_at END,
-				updated_at = now()
-			WHERE id = $1`, out.Endpoint.ID, disabled, DisableAfterFailures, DisabledFailures)
-	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return OutcomeRetried, fmt.Errorf("record webhook attempt: %w", err)
-	}
-	return outcome, nil
+	return Recorded{Outcome: outcome, NextAttemptAt: next}, s
 }
 
 // Abandon marks a delivery failed without an attempt, for an endpoint that is

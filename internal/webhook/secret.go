@@ -84,10 +84,10 @@ func (s *Service) RotateSecret(ctx context.Context, id uuid.UUID) (secret string
 }
 
 // secretsSQL and secretsOrder surround the condition that names the
-// endpoint: its secrets that still sign, newest first.
+// endpoints: their secrets that still sign, newest first.
 const (
-	secretsSQL   = `SELECT secret, sealed FROM webhook_secrets WHERE (expires_at IS NULL OR expires_at > now())`
-	secretsOrder = ` ORDER BY created_at DESC`
+	secretsSQL   = `SELECT endpoint_id, secret, sealed FROM webhook_secrets WHERE (expires_at IS NULL OR expires_at > now())`
+	secretsOrder = ` ORDER BY endpoint_id, created_at DESC`
 )
 
 // storedSecret is a signing secret as stored, sealed or not.
@@ -96,11 +96,18 @@ type storedSecret struct {
 	sealed bool
 }
 
-func collectSecrets(rows pgx.Rows) ([]storedSecret, error) {
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (storedSecret, error) {
-		var s storedSecret
-		return s, r.Scan(&s.secret, &s.sealed)
+// collectSecrets reads secretsSQL's rows into each endpoint's secrets.
+func collectSecrets(rows pgx.Rows) (map[uuid.UUID][]storedSecret, error) {
+	out := make(map[uuid.UUID][]storedSecret)
+	var (
+		endpointID uuid.UUID
+		s          storedSecret
+	)
+	_, err := pgx.ForEachRow(rows, []any{&endpointID, &s.secret, &s.sealed}, func() error {
+		out[endpointID] = append(out[endpointID], storedSecret{secret: s.secret, sealed: s.sealed})
+		return nil
 	})
+	return out, err
 }
 
 // openSecrets unseals stored secrets into signing keys.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -13,7 +14,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/ctrader/ctrader/internal/db"
 	"github.com/ctrader/ctrader/internal/egress"
 	"github.com/ctrader/ctrader/internal/redact"
 )
@@ -49,46 +49,78 @@ type Outgoing struct {
 // Prepare loads what an attempt needs. It returns nil when the delivery is
 // no longer pending.
 func (s *Sender) Prepare(ctx context.Context, id uuid.UUID) (*Outgoing, error) {
-	// The delivery, its endpoint and the endpoint's secrets in one round
-	// trip: the last two are found through the delivery.
+	outs, found, err := s.prepare(ctx, []uuid.UUID{id})
+	switch {
+	case err != nil:
+		return nil, err
+	case found == 0:
+		return nil, ErrDeliveryNotFound
+	case len(outs) == 0:
+		return nil, nil
+	case outs[0].Endpoint == nil:
+		return nil, ErrNotFound
+	}
+	return outs[0], nil
+}
+
+// PrepareMany loads what attempts at several deliveries need, in one round
+// trip. Deliveries that are missing or no longer pending are left out; one
+// whose endpoint is missing has a nil Endpoint.
+func (s *Sender) PrepareMany(ctx context.Context, ids []uuid.UUID) ([]*Outgoing, error) {
+	outs, _, err := s.prepare(ctx, ids)
+	return outs, err
+}
+
+// prepare is PrepareMany that also says how many of the deliveries exist.
+func (s *Sender) prepare(ctx context.Context, ids []uuid.UUID) (outs []*Outgoing, found int, err error) {
+	// The deliveries, their endpoints and the endpoints' secrets in one
+	// round trip: the last two are found through the deliveries.
 	var (
-		d       *Delivery
-		ep      *Endpoint
-		secrets []storedSecret
+		deliveries []*Delivery
+		endpoints  = make(map[uuid.UUID]*Endpoint)
+		secrets    map[uuid.UUID][]storedSecret
 	)
+	const ofDeliveries = `(SELECT endpoint_id FROM webhook_deliveries WHERE id = ANY($1))`
 	b := &pgx.Batch{}
-	b.Queue(`SELECT `+deliveryColumns+` FROM webhook_deliveries WHERE id = $1`, id).QueryRow(func(row pgx.Row) error {
+	b.Queue(`SELECT `+deliveryColumns+` FROM webhook_deliveries WHERE id = ANY($1) ORDER BY id`, ids).Query(func(rows pgx.Rows) error {
 		var err error
-		d, err = scanDelivery(row)
+		deliveries, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Delivery, error) { return scanDelivery(r) })
 		return err
 	})
-	b.Queue(`SELECT `+endpointColumns+` FROM webhook_endpoints
-		WHERE id = (SELECT endpoint_id FROM webhook_deliveries WHERE id = $1)`, id).QueryRow(func(row pgx.Row) error {
-		var err error
-		if ep, err = scanEndpoint(row); errors.Is(err, pgx.ErrNoRows) {
-			return nil // the delivery's own read says why
+	b.Queue(`SELECT `+endpointColumns+` FROM webhook_endpoints WHERE id IN `+ofDeliveries, ids).Query(func(rows pgx.Rows) error {
+		all, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Endpoint, error) { return scanEndpoint(r) })
+		for _, ep := range all {
+			endpoints[ep.ID] = ep
 		}
 		return err
 	})
-	b.Queue(secretsSQL+` AND endpoint_id = (SELECT endpoint_id FROM webhook_deliveries WHERE id = $1)`+secretsOrder, id).Query(func(rows pgx.Rows) error {
+	b.Queue(secretsSQL+` AND endpoint_id IN `+ofDeliveries+secretsOrder, ids).Query(func(rows pgx.Rows) error {
 		var err error
 		secrets, err = collectSecrets(rows)
 		return err
 	})
 	if err := s.svc.pool.SendBatch(ctx, b).Close(); err != nil {
-		return nil, db.Wrap("load webhook delivery", err, ErrDeliveryNotFound)
+		return nil, 0, fmt.Errorf("load webhook deliveries: %w", err)
 	}
-	if d.Status != StatusPending {
-		return nil, nil
+	keys := make(map[uuid.UUID][][]byte, len(endpoints))
+	for _, d := range deliveries {
+		if d.Status != StatusPending {
+			continue
+		}
+		out := &Outgoing{Delivery: d, Endpoint: endpoints[d.EndpointID]}
+		if out.Endpoint != nil {
+			k, ok := keys[d.EndpointID]
+			if !ok {
+				if k, err = s.svc.openSecrets(secrets[d.EndpointID]); err != nil {
+					return nil, 0, err
+				}
+				keys[d.EndpointID] = k
+			}
+			out.keys = k
+		}
+		outs = append(outs, out)
 	}
-	if ep == nil {
-		return nil, ErrNotFound
-	}
-	keys, err := s.svc.openSecrets(secrets)
-	if err != nil {
-		return nil, err
-	}
-	return &Outgoing{Delivery: d, Endpoint: ep, keys: keys}, nil
+	return outs, len(deliveries), nil
 }
 
 // Result is what one attempt got.

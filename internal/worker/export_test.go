@@ -39,6 +39,10 @@ func NewWebhookWorker(pool *pgxpool.Pool, sender *webhook.Sender, timeout time.D
 	return &WebhookWorker{pool: pool, sender: sender, timeout: timeout}
 }
 
+func NewWebhookBatchWorker(pool *pgxpool.Pool, sender *webhook.Sender, timeout time.Duration) *WebhookBatchWorker {
+	return &WebhookBatchWorker{pool: pool, sender: sender, timeout: timeout}
+}
+
 func NewVacuumWorker(pool *pgxpool.Pool) *VacuumWorker {
 	return &VacuumWorker{pool: pool, logger: slog.New(slog.DiscardHandler)}
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
@@ -20,6 +22,8 @@ import (
 // WebhookWorker makes one attempt at a webhook delivery. A success is
 // recorded in the transaction that completes the job; a failure records the
 // attempt and returns an error, and River retries the job when NextRetry says.
+// The delivery's attempt number is the job's, after the attempts a
+// WebhookDeliverBatch job made before it.
 type WebhookWorker struct {
 	river.WorkerDefaults[jobs.WebhookDeliver]
 	pool    *pgxpool.Pool
@@ -64,7 +68,7 @@ func (w *WebhookWorker) Work(ctx context.Context, job *river.Job[jobs.WebhookDel
 	recordCtx := context.WithoutCancel(ctx)
 	err = db.InTx(recordCtx, w.pool, func(tx pgx.Tx) error {
 		var err error
-		if outcome, err = webhook.Record(recordCtx, tx, out, res, job.Attempt); err != nil {
+		if outcome, err = webhook.Record(recordCtx, tx, out, res, attemptOf(job)); err != nil {
 			return err
 		}
 		if outcome == webhook.OutcomeSucceeded {
@@ -83,7 +87,7 @@ func (w *WebhookWorker) Work(ctx context.Context, job *river.Job[jobs.WebhookDel
 	case res.Status == 410:
 		return river.JobCancel(errors.New("the endpoint answered 410 Gone and was disabled"))
 	default:
-		return fmt.Errorf("delivery attempt %d failed: %s", job.Attempt, attemptError(res))
+		return fmt.Errorf("delivery attempt %d failed: %s", attemptOf(job), attemptError(res))
 	}
 }
 
@@ -103,10 +107,103 @@ func (w *WebhookWorker) NextRetry(job *river.Job[jobs.WebhookDeliver]) time.Time
 	if t, err := webhook.NextAttemptAt(ctx, w.pool, job.Args.DeliveryID); err == nil {
 		return t
 	}
-	return time.Now().Add(webhook.RetryWait(job.Attempt, 0))
+	return time.Now().Add(webhook.RetryWait(attemptOf(job), 0))
+}
+
+// attemptOf is the delivery's attempt number that job makes.
+func attemptOf(job *river.Job[jobs.WebhookDeliver]) int {
+	return job.Attempt + job.Args.AttemptsBefore
 }
 
 // Timeout leaves room for the HTTP timeout and the bookkeeping around it.
 func (w *WebhookWorker) Timeout(*river.Job[jobs.WebhookDeliver]) time.Duration {
+	return w.timeout + 15*time.Second
+}
+
+// WebhookBatchWorker makes the first attempts at a group of deliveries that
+// one transaction stored: it sends them side by side and records every
+// attempt in the transaction that completes the job, so a stream of matches
+// costs a job and two round trips per group rather than per delivery. A
+// delivery whose attempt failed continues on a WebhookDeliver job of its
+// own; the batch job itself is retried only when recording fails, and then
+// sends again what it had sent (deliveries are at least once).
+type WebhookBatchWorker struct {
+	river.WorkerDefaults[jobs.WebhookDeliverBatch]
+	pool    *pgxpool.Pool
+	sender  *webhook.Sender
+	timeout time.Duration
+	metrics *metrics.Metrics
+}
+
+// Work attempts the deliveries.
+func (w *WebhookBatchWorker) Work(ctx context.Context, job *river.Job[jobs.WebhookDeliverBatch]) error {
+	outs, err := w.sender.PrepareMany(ctx, job.Args.DeliveryIDs)
+	if err != nil {
+		if job.Attempt >= job.MaxAttempts {
+			// River discards the job: its deliveries must not stay pending.
+			reason := "gave up: " + err.Error()
+			if ferr := db.InTx(context.WithoutCancel(ctx), w.pool, func(tx pgx.Tx) error {
+				for _, id := range job.Args.DeliveryIDs {
+					if err := webhook.Abandon(context.WithoutCancel(ctx), tx, id, reason); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); ferr != nil {
+				return errors.Join(err, ferr)
+			}
+		}
+		return err
+	}
+	var (
+		attempts []webhook.Attempted
+		abandon  []uuid.UUID
+	)
+	for _, out := range outs {
+		switch {
+		case out.Delivery.JobID == nil || *out.Delivery.JobID != job.ID:
+			// Another job has the delivery now (a replay).
+		case out.Endpoint == nil || !out.Endpoint.Enabled || out.Endpoint.DeletedAt != nil:
+			abandon = append(abandon, out.Delivery.ID)
+		default:
+			attempts = append(attempts, webhook.Attempted{Out: out, Attempt: out.Delivery.Attempts + 1})
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range attempts {
+		wg.Go(func() { attempts[i].Result = w.sender.Send(ctx, attempts[i].Out) })
+	}
+	wg.Wait()
+
+	// The attempts are recorded even when the job's context ended during them.
+	recordCtx := context.WithoutCancel(ctx)
+	var recorded []webhook.Recorded
+	err = db.InTx(recordCtx, w.pool, func(tx pgx.Tx) error {
+		for _, id := range abandon {
+			if err := webhook.Abandon(recordCtx, tx, id, "the endpoint is disabled or deleted"); err != nil {
+				return err
+			}
+		}
+		var err error
+		if recorded, err = webhook.RecordMany(recordCtx, tx, attempts); err != nil {
+			return err
+		}
+		if err := webhook.Continue(recordCtx, tx, inserter(ctx), attempts, recorded); err != nil {
+			return err
+		}
+		return complete(recordCtx, tx, job)
+	})
+	if err != nil {
+		return err
+	}
+	for _, r := range recorded {
+		w.metrics.WebhookDelivered(string(r.Outcome))
+	}
+	return nil
+}
+
+// Timeout leaves room for the HTTP timeout, which the attempts share as
+// they run side by side, and the bookkeeping around them.
+func (w *WebhookBatchWorker) Timeout(*river.Job[jobs.WebhookDeliverBatch]) time.Duration {
 	return w.timeout + 15*time.Second
 }

@@ -107,6 +107,7 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, opts Options) (*river.Cl
 		river.AddWorker(workers, &VacuumWorker{pool: pool, logger: logger.With(slog.String("component", "vacuum"))})
 		river.AddWorker(workers, &BackfillWorker{pool: pool, engine: opts.Engine})
 		river.AddWorker(workers, &WebhookWorker{pool: pool, sender: opts.Webhooks, timeout: opts.WebhookTimeout, metrics: opts.Metrics})
+		river.AddWorker(workers, &WebhookBatchWorker{pool: pool, sender: opts.Webhooks, timeout: opts.WebhookTimeout, metrics: opts.Metrics})
 
 		cfg.Workers = workers
 		cfg.Queues = make(map[string]river.QueueConfig, len(queue.Names()))
