@@ -64,14 +64,16 @@ type Walked struct {
 
 // The inner walks read one index in id order and stop after $5 rows: by
 // account (events_account_idx), by type (events_type_idx, one walk per type,
-// merged) or by id (the primary key). The outer query keeps what is in range.
+// each with its type as a parameter of its own, merged) or by id (the
+// primary key). The outer query keeps what is in range. Walk's statement
+// must be planned for its parameters (db.InTxCustomPlans): a plan made
+// without them cannot tell a rare type, whose walk must read the type's
+// index, from a common one.
 const (
 	walkByAccount = `SELECT id, type, account_id, occurred_at FROM events
 		WHERE account_id = $2 AND id > $3 AND id < $4 ORDER BY id LIMIT $5`
-	walkByType = `SELECT w.id, w.type, w.account_id, w.occurred_at FROM unnest($1::text[]) AS t(type)
-		CROSS JOIN LATERAL (SELECT id, type, account_id, occurred_at FROM events
-			WHERE type = t.type AND id > $3 AND id < $4 ORDER BY id LIMIT $5) w
-		ORDER BY w.id LIMIT $5`
+	walkOneType = `(SELECT id, type, account_id, occurred_at FROM events
+		WHERE type = $%d AND id > $3 AND id < $4 ORDER BY id LIMIT $5)`
 	walkByID = `SELECT id, type, account_id, occurred_at FROM events
 		WHERE id > $3 AND id < $4 ORDER BY id LIMIT $5`
 	walkSQL = `
@@ -86,13 +88,6 @@ const (
 
 // Walk reads the next page of at most n events of r through q.
 func Walk(ctx context.Context, q db.Querier, r Range, n int) (Walked, error) {
-	inner := walkByID
-	switch {
-	case r.AccountID != uuid.Nil:
-		inner = walkByAccount
-	case len(r.Types) > 0:
-		inner = walkByType
-	}
 	var account *uuid.UUID
 	if r.AccountID != uuid.Nil {
 		account = &r.AccountID
@@ -101,13 +96,24 @@ func Walk(ctx context.Context, q db.Querier, r Range, n int) (Walked, error) {
 	if types == nil {
 		types = []string{}
 	}
+	args := []any{types, account, r.After, r.Below, n, r.From, r.To}
+	inner := walkByID
+	switch {
+	case r.AccountID != uuid.Nil:
+		inner = walkByAccount
+	case len(r.Types) > 0:
+		walks := make([]string, len(r.Types))
+		for i, t := range r.Types {
+			args = append(args, t)
+			walks[i] = fmt.Sprintf(walkOneType, len(args))
+		}
+		inner = `SELECT * FROM (` + strings.Join(walks, " UNION ALL ") + `) w ORDER BY id LIMIT $5`
+	}
 	var (
 		w    Walked
 		last *uuid.UUID
 	)
-	err := q.QueryRow(ctx, fmt.Sprintf(walkSQL, inner), types, account, r.After, r.Below, n, r.From, r.To).
-		Scan(&w.Count, &last, &w.IDs)
-	if err != nil {
+	if err := q.QueryRow(ctx, fmt.Sprintf(walkSQL, inner), args...).Scan(&w.Count, &last, &w.IDs); err != nil {
 		return Walked{}, wrap("walk events", err)
 	}
 	if last != nil {

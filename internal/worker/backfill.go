@@ -30,7 +30,7 @@ type BackfillWorker struct {
 // the job is a stale duplicate. An apply backfill whose rule has been
 // disabled or deleted is cancelled instead.
 func (w *BackfillWorker) Work(ctx context.Context, job *river.Job[jobs.BackfillPage]) error {
-	err := db.InTxGenericPlans(ctx, w.pool, func(tx pgx.Tx) error {
+	err := db.InTxCustomPlans(ctx, w.pool, func(tx pgx.Tx) error {
 		b, err := backfill.Lock(ctx, tx, job.Args.BackfillID)
 		if err != nil {
 			return err
