@@ -95,15 +95,6 @@ type Totals struct {
 	Errors    int64 // evaluations whose condition failed
 }
 
-// Add adds o to t.
-func (t *Totals) Add(o Totals) {
-	t.Scanned += o.Scanned
-	t.Evaluated += o.Evaluated
-	t.Matched += o.Matched
-	t.Skipped += o.Skipped
-	t.Errors += o.Errors
-}
-
 // Page is what one page did and where the next starts.
 type Page struct {
 	Totals
