@@ -130,13 +130,22 @@ func wrap(action string, err error) error {
 // transactions locking overlapping sets cannot deadlock; inserting events
 // for them is not blocked.
 func BatchLock(b *pgx.Batch, ids db.Subquery, out *map[uuid.UUID]*Account) {
+	batchRead(b, ids, " ORDER BY id FOR NO KEY UPDATE", out)
+}
+
+// BatchRead adds to b the read of the accounts whose ids ids selects,
+// without locking them, and sets *out when b runs.
+func BatchRead(b *pgx.Batch, ids db.Subquery, out *map[uuid.UUID]*Account) {
+	batchRead(b, ids, "", out)
+}
+
+func batchRead(b *pgx.Batch, ids db.Subquery, lock string, out *map[uuid.UUID]*Account) {
 	b.Queue(`
 		SELECT `+columns+` FROM accounts
-		WHERE id IN (`+ids.SQL+`)
-		ORDER BY id FOR NO KEY UPDATE`, ids.Args...).Query(func(rows pgx.Rows) error {
+		WHERE id IN (`+ids.SQL+`)`+lock, ids.Args...).Query(func(rows pgx.Rows) error {
 		items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Account, error) { return scan(r) })
 		if err != nil {
-			return wrap("lock accounts", err)
+			return wrap("read accounts", err)
 		}
 		m := make(map[uuid.UUID]*Account, len(items))
 		for _, a := range items {

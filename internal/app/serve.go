@@ -20,6 +20,7 @@ import (
 
 	"github.com/ctrader/ctrader/internal/account"
 	"github.com/ctrader/ctrader/internal/auth"
+	"github.com/ctrader/ctrader/internal/backfill"
 	"github.com/ctrader/ctrader/internal/backlog"
 	"github.com/ctrader/ctrader/internal/config"
 	"github.com/ctrader/ctrader/internal/db"
@@ -99,6 +100,7 @@ func startProcess(ctx context.Context, name string, args []string, getenv func(s
 		Work:              true,
 		Concurrency:       cfg.WorkerConcurrency,
 		QueueConcurrency:  cfg.QueueConcurrency,
+		BackfillWorkers:   cfg.BackfillWorkers,
 		FetchCooldown:     cfg.FetchCooldown,
 		FetchPollInterval: cfg.FetchPollInterval,
 		JobTimeout:        cfg.JobTimeout,
@@ -234,6 +236,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Manual:      engine.NewManual(p.pool, p.river),
 		Tester:      engine.NewTester(p.pool, p.engine),
 		Evaluations: evaluation.NewService(p.pool),
+		Backfills:   backfill.NewService(p.pool, p.river),
 		Webhooks:    p.webhooks,
 		JobRetrier:  p.river,
 		RiverUI:     ui,

@@ -160,8 +160,16 @@ func execute(parent context.Context, o Options) (*Report, error) {
 			r.note("the raw run's events were not all processed before the HTTP run started; its numbers include that backlog")
 		}
 	}
+	var backfill func() *Backfill
+	if o.Backfill != "" {
+		backfill = r.startBackfill(ctx, ruleIDs[0])
+	}
 	if err := r.runHTTP(ctx, parent, accounts, expected); err != nil {
 		return nil, err
+	}
+	if backfill != nil {
+		r.log.Info("waiting for the backfill")
+		r.rep.Backfill = backfill()
 	}
 	if o.RawIngest && o.RawOrder == "after" {
 		if ctx.Err() != nil {

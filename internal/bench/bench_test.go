@@ -104,6 +104,8 @@ func TestValidate(t *testing.T) {
 		"negative prefill":               func(o *Options) { o.PrefillEvents = -1 },
 		"evaluations without events":     func(o *Options) { o.PrefillEvaluations = 1 },
 		"over 100 evaluations per event": func(o *Options) { o.PrefillEvents, o.PrefillEvaluations = 10, 1001 },
+		"unknown backfill mode":          func(o *Options) { o.Backfill = "later" },
+		"backfill without a rule":        func(o *Options) { o.Backfill, o.Rules = "dry_run", 0 },
 	} {
 		o := valid
 		change(&o)

@@ -47,6 +47,9 @@ type Options struct {
 	// PgbenchScript is where to write a pgbench script of the raw ingest
 	// reference's transactions; empty writes none.
 	PgbenchScript string
+	// Backfill, dry_run or apply, starts a backfill of the run's first rule
+	// over the stored history as the live load begins; empty starts none.
+	Backfill string
 
 	Logger *slog.Logger // progress; nil discards it
 }
@@ -86,6 +89,7 @@ func (o *Options) Register(fs *flag.FlagSet) {
 	fs.BoolVar(&o.JSON, "json", o.JSON, "print the report as JSON after the table")
 	fs.Int64Var(&o.PrefillEvents, "prefill-events", o.PrefillEvents, "before the run, add processed won events on accounts of their own until they hold this many (about 450 bytes each with indexes)")
 	fs.Int64Var(&o.PrefillEvaluations, "prefill-evaluations", o.PrefillEvaluations, "with --prefill-events: the evaluations those events should have in all, on disabled rules of their own (about 400 bytes each with indexes)")
+	fs.StringVar(&o.Backfill, "backfill", o.Backfill, "dry_run or apply: as the events are posted, backfill the run's first rule over the stored history (see --prefill-events) and report how long it took beside the live latency")
 	fs.StringVar(&o.PgbenchScript, "pgbench-script", o.PgbenchScript, "write a pgbench script of the raw ingest reference's transactions to this file, on accounts created for it")
 }
 
@@ -114,6 +118,10 @@ func (o *Options) Validate() error {
 		return errors.New("--timeout must be positive")
 	case o.RawOrder != "before" && o.RawOrder != "after":
 		return errors.New("--raw-order must be before or after")
+	case o.Backfill != "" && o.Backfill != "dry_run" && o.Backfill != "apply":
+		return errors.New("--backfill must be dry_run or apply")
+	case o.Backfill != "" && (o.Rules < 1 || o.Events == 0):
+		return errors.New("--backfill needs --rules of at least 1 and some --events")
 	case o.ServerPID < 0:
 		return errors.New("--server-pid must be a process id")
 	case o.DatabaseURL == "":

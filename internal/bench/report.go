@@ -26,6 +26,7 @@ type Report struct {
 	RawIngest *RawIngest     `json:"raw_ingest,omitempty"`
 	Prefill   *Prefill       `json:"prefill,omitempty"`
 	Pgbench   *PgbenchScript `json:"pgbench_script,omitempty"`
+	Backfill  *Backfill      `json:"backfill,omitempty"`
 	Check     Check          `json:"check"`
 	Notes     []string       `json:"notes,omitempty"`
 	Started   time.Time      `json:"started_at"`
@@ -269,6 +270,19 @@ func (r *Report) WriteText(w io.Writer) error {
 			len(pc.Stalls), pc.StallSeconds, pc.AverageRate, pc.BucketMS, stallText(*pc.WorstStall))
 		for _, s := range pc.Stalls {
 			line("  stall", "%s", stallText(s))
+		}
+	}
+
+	if bf := r.Backfill; bf != nil {
+		if bf.Error != "" {
+			line("backfill", "%s from %s: %s", bf.Mode, bf.From, bf.Error)
+		} else {
+			line("backfill", "%s of the first rule from %s, beside the live load: %s", bf.Mode, bf.From, bf.State)
+		}
+		if bf.Seconds > 0 {
+			line("", "%d events done (%d evaluated, %d matched, %d skipped) of %d scanned in %d pages, %.1f s = %.0f events/s",
+				bf.EventsEvaluated+bf.EventsSkipped, bf.EventsEvaluated, bf.EventsMatched, bf.EventsSkipped, bf.EventsScanned,
+				bf.Pages, bf.Seconds, bf.EventsPerSecond)
 		}
 	}
 

@@ -31,6 +31,7 @@ type Config struct {
 	HeartbeatInterval   time.Duration
 	ProcessDeadAfter    time.Duration
 	QueueConcurrency    map[string]int
+	BackfillWorkers     int
 	FetchCooldown       time.Duration
 	FetchPollInterval   time.Duration
 	MaxEventDepth       int

@@ -29,6 +29,7 @@ func TestFlagWinsOverEnvironmentOverDefault(t *testing.T) {
 	require.Equal(t, ":8000", cfg.HTTPAddr, "default")
 	require.Equal(t, 2*time.Second, cfg.HeartbeatInterval, "default")
 	require.Equal(t, 10*time.Second, cfg.ProcessDeadAfter, "default")
+	require.Equal(t, 1, cfg.BackfillWorkers, "default")
 	require.Equal(t, []string{"extra"}, rest)
 }
 
@@ -74,6 +75,8 @@ func TestBadSettingsAreRefused(t *testing.T) {
 		{map[string]string{"INGEST_MAX_LAG": "-1s"}, "invalid INGEST_MAX_LAG"},
 		{map[string]string{"INGEST_MAX_LAG": "soon"}, "invalid INGEST_MAX_LAG"},
 		{map[string]string{"MAX_CASCADE_EVENTS": "0"}, "invalid MAX_CASCADE_EVENTS"},
+		{map[string]string{"BACKFILL_WORKERS": "0"}, "invalid BACKFILL_WORKERS"},
+		{map[string]string{"QUEUE_CONCURRENCY": "backfill=4"}, "invalid QUEUE_CONCURRENCY: set the backfill queue's workers with BACKFILL_WORKERS"},
 		{map[string]string{"WRITE_RATE_LIMIT": "-1"}, "invalid WRITE_RATE_LIMIT"},
 		{map[string]string{"WRITE_RATE_BURST": "0"}, "invalid WRITE_RATE_BURST"},
 		{map[string]string{"WEBHOOK_ALLOWED_CIDRS": "10.0.0.0/8,nope"}, "invalid WEBHOOK_ALLOWED_CIDRS"},

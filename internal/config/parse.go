@@ -20,8 +20,11 @@ func setQueueConcurrency(c *Config, v string) error {
 	}
 	for _, part := range strings.Split(v, ",") {
 		name, num, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if !ok || !slices.Contains(queue.Names(), name) {
-			return fmt.Errorf("%q is not queue=number with a queue among %s", part, strings.Join(queue.Names(), ", "))
+		if name == queue.Backfill {
+			return fmt.Errorf("set the %s queue's workers with BACKFILL_WORKERS", queue.Backfill)
+		}
+		if !ok || !slices.Contains(queue.Tunable(), name) {
+			return fmt.Errorf("%q is not queue=number with a queue among %s", part, strings.Join(queue.Tunable(), ", "))
 		}
 		n, err := strconv.Atoi(num)
 		if err != nil || n < 1 || n > 10_000 {

@@ -86,8 +86,18 @@ func Vars() []Var {
 				return nil
 			}},
 		{Env: "QUEUE_CONCURRENCY", Flag: "queue-concurrency", Default: "events=50", Group: Server,
-			Usage: "per-queue overrides of WORKER_CONCURRENCY, such as events=50,rules=40 (queues: " + strings.Join(queue.Names(), ", ") + "); events jobs that run at once share transactions, and a waiting one holds no connection",
+			Usage: "per-queue overrides of WORKER_CONCURRENCY, such as events=50,rules=40 (queues: " + strings.Join(queue.Tunable(), ", ") + "); events jobs that run at once share transactions, and a waiting one holds no connection",
 			set:   setQueueConcurrency},
+		{Env: "BACKFILL_WORKERS", Flag: "backfill-workers", Default: "1", Group: Server,
+			Usage: "backfill pages worked at once in this process (queue backfill); each backfill works one page at a time",
+			set: func(c *Config, v string) error {
+				n, err := strconv.Atoi(v)
+				if err != nil || n < 1 || n > 100 {
+					return errors.New("must be a whole number from 1 to 100")
+				}
+				c.BackfillWorkers = n
+				return nil
+			}},
 		{Env: "FETCH_COOLDOWN", Flag: "fetch-cooldown", Default: "5ms", Group: Server,
 			Usage: "least time between two fetches of a queue; a queue works at most its concurrency per cooldown",
 			set:   durationSetter(func(c *Config) *time.Duration { return &c.FetchCooldown })},

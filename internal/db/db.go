@@ -77,6 +77,22 @@ func InTxGenericPlans(ctx context.Context, pool *pgxpool.Pool, fn func(tx pgx.Tx
 	return nil
 }
 
+// customPlans begins a transaction whose statements are planned for their
+// parameters every time they run, in the same round trip as BEGIN.
+var customPlans = pgx.TxOptions{BeginQuery: "BEGIN; SET LOCAL plan_cache_mode = force_custom_plan"}
+
+// InTxCustomPlans is InTx for a transaction whose statements need plans made
+// for their parameters, such as a backfill page's walk over the events of a
+// type: Postgres may otherwise settle on a generic plan after a few runs,
+// and a generic plan cannot tell a rare value from a common one. Planning
+// costs a few milliseconds a statement, little beside the work of a page.
+func InTxCustomPlans(ctx context.Context, pool *pgxpool.Pool, fn func(tx pgx.Tx) error) error {
+	if err := pgx.BeginTxFunc(ctx, pool, customPlans, fn); err != nil {
+		return Translate(err)
+	}
+	return nil
+}
+
 // InTx runs fn in a transaction on pool, committing when fn returns nil and
 // rolling back otherwise.
 func InTx(ctx context.Context, pool *pgxpool.Pool, fn func(tx pgx.Tx) error) error {

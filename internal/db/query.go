@@ -46,6 +46,15 @@ func (c *Conditions) AddFixed(cond string) {
 	c.where = append(c.where, cond)
 }
 
+// Where returns the conditions as a WHERE clause (empty for none), with
+// their arguments.
+func (c Conditions) Where() (string, []any) {
+	if len(c.where) == 0 {
+		return "", c.args
+	}
+	return " WHERE " + strings.Join(c.where, " AND "), c.args
+}
+
 // Page completes "SELECT … FROM table" into a keyset query for one page,
 // newest first: rows with id below p.After, ordered by id descending, one
 // more than p.Limit so the caller can tell whether another page follows.

@@ -188,17 +188,8 @@ func (e *Engine) ProcessEvents(ctx context.Context, tx pgx.Tx, inserter jobs.Ins
 		if err != nil {
 			return err
 		}
-		batch = append(batch, matched...)
-		// A status change alters what the next events see, so evaluations
-		// that change one are stored and acted on, with those waiting before
-		// them, before the next event is evaluated. The others wait for the
-		// end: their actions (follow-up events, webhooks) change nothing the
-		// next events read, and are taken together.
-		if changes {
-			if err := e.store(ctx, tx, inserter, batch); err != nil {
-				return err
-			}
-			batch = batch[:0]
+		if batch, err = e.collect(ctx, tx, inserter, batch, matched, changes); err != nil {
+			return err
 		}
 	}
 	if slices.ContainsFunc(batch, (*pending).acts) {
@@ -289,6 +280,23 @@ func (e *Engine) EvaluateAccounts(ctx context.Context, tx pgx.Tx, inserter jobs.
 		}
 	}
 	return n, e.store(ctx, tx, inserter, matched)
+}
+
+// collect adds the evaluations of one event to batch, in the order the
+// events are taken. A status change alters what the next events see, so
+// when one of them changes one (changes), the batch is stored and acted on
+// before the next event is evaluated, and collect returns it empty. The
+// others wait for the end: their actions (follow-up events, webhooks) change
+// nothing the next events read, and are taken together.
+func (e *Engine) collect(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, batch, matched []*pending, changes bool) ([]*pending, error) {
+	batch = append(batch, matched...)
+	if !changes {
+		return batch, nil
+	}
+	if err := e.store(ctx, tx, inserter, batch); err != nil {
+		return nil, err
+	}
+	return batch[:0], nil
 }
 
 // pending is an evaluation with what it needs to act.

@@ -22,6 +22,7 @@ const (
 	TriggerEvent    = "event"    // an event of a matching type
 	TriggerSchedule = "schedule" // the periodic scheduled evaluation
 	TriggerManual   = "manual"   // POST /v1/rules/{id}/evaluations
+	TriggerBackfill = "backfill" // a backfill over stored events
 )
 
 // ActionResult is what one action of a matched rule did.
@@ -46,6 +47,7 @@ type Evaluation struct {
 	EventID      *uuid.UUID
 	Trigger      string
 	RunID        *string
+	BackfillID   *uuid.UUID
 	Matched      bool
 	Error        *string
 	Actions      []ActionResult
@@ -56,9 +58,9 @@ type Evaluation struct {
 
 const insertSQL = `
 		INSERT INTO evaluations (id, rule_id, rule_version, account_id, event_id, trigger, run_id,
-			matched, error, depth_limited, started_at, evaluated_at)
+			matched, error, depth_limited, started_at, evaluated_at, backfill_id)
 		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::uuid[], $5::uuid[], $6::text[], $7::text[],
-			$8::bool[], $9::text[], $10::bool[], $11::timestamptz[], $12::timestamptz[])
+			$8::bool[], $9::text[], $10::bool[], $11::timestamptz[], $12::timestamptz[], $13::uuid[])
 		ON CONFLICT DO NOTHING`
 
 // insertArgs are the column arrays of evals, in insertSQL's order.
@@ -66,7 +68,7 @@ func insertArgs(evals []*Evaluation) []any {
 	n := len(evals)
 	var (
 		ids, ruleIDs, accountIDs = make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n)
-		eventIDs                 = make([]*uuid.UUID, n)
+		eventIDs, backfillIDs    = make([]*uuid.UUID, n), make([]*uuid.UUID, n)
 		versions                 = make([]int32, n)
 		triggers                 = make([]string, n)
 		runIDs, errs             = make([]*string, n), make([]*string, n)
@@ -77,8 +79,9 @@ func insertArgs(evals []*Evaluation) []any {
 		ids[i], ruleIDs[i], accountIDs[i], eventIDs[i] = e.ID, e.RuleID, e.AccountID, e.EventID
 		versions[i], triggers[i], runIDs[i], errs[i] = int32(e.RuleVersion), e.Trigger, e.RunID, e.Error
 		matched[i], limited[i], started[i], evaluated[i] = e.Matched, e.DepthLimited, e.StartedAt, e.EvaluatedAt
+		backfillIDs[i] = e.BackfillID
 	}
-	return []any{ids, ruleIDs, versions, accountIDs, eventIDs, triggers, runIDs, matched, errs, limited, started, evaluated}
+	return []any{ids, ruleIDs, versions, accountIDs, eventIDs, triggers, runIDs, matched, errs, limited, started, evaluated, backfillIDs}
 }
 
 // InsertNew stores evaluations, skipping any that were already recorded for
@@ -138,12 +141,12 @@ func SetActionsOf(ctx context.Context, tx pgx.Tx, es []*Evaluation) error {
 	return nil
 }
 
-const columns = `id, rule_id, rule_version, account_id, event_id, trigger, run_id, matched, error, actions, depth_limited, started_at, evaluated_at`
+const columns = `id, rule_id, rule_version, account_id, event_id, trigger, run_id, matched, error, actions, depth_limited, started_at, evaluated_at, backfill_id`
 
 func scan(row pgx.Row) (*Evaluation, error) {
 	var e Evaluation
 	err := row.Scan(&e.ID, &e.RuleID, &e.RuleVersion, &e.AccountID, &e.EventID, &e.Trigger, &e.RunID,
-		&e.Matched, &e.Error, &e.Actions, &e.DepthLimited, &e.StartedAt, &e.EvaluatedAt)
+		&e.Matched, &e.Error, &e.Actions, &e.DepthLimited, &e.StartedAt, &e.EvaluatedAt, &e.BackfillID)
 	if err != nil {
 		return nil, err
 	}
@@ -152,11 +155,13 @@ func scan(row pgx.Row) (*Evaluation, error) {
 
 // Filter narrows a list of evaluations; zero fields match everything.
 type Filter struct {
-	AccountID uuid.UUID
-	RuleID    uuid.UUID
-	EventID   uuid.UUID
-	RunID     string
-	Matched   *bool
+	AccountID  uuid.UUID
+	RuleID     uuid.UUID
+	EventID    uuid.UUID
+	RunID      string
+	Trigger    string
+	BackfillID uuid.UUID
+	Matched    *bool
 }
 
 // List reads one page of evaluations through q, newest first.
@@ -176,6 +181,12 @@ func List(ctx context.Context, q db.Querier, f Filter, p page.Params) (page.Page
 	}
 	if f.RunID != "" {
 		c.Add("run_id = $%d", f.RunID)
+	}
+	if f.Trigger != "" {
+		c.Add("trigger = $%d", f.Trigger)
+	}
+	if f.BackfillID != uuid.Nil {
+		c.Add("backfill_id = $%d", f.BackfillID)
 	}
 	if f.Matched != nil {
 		c.Add("matched = $%d", *f.Matched)

@@ -156,13 +156,23 @@ func GetForEngine(ctx context.Context, q db.Querier, id uuid.UUID) (*Event, erro
 // sets *out when b runs. They come in the order of their ids, which is the
 // order they were received in; WonApplied is set.
 func BatchLock(b *pgx.Batch, ids []uuid.UUID, out *[]*Event) {
+	batchRead(b, ids, " FOR NO KEY UPDATE", out)
+}
+
+// BatchRead adds to b the read of the events among ids in the order of
+// their ids, as BatchLock does, without locking them.
+func BatchRead(b *pgx.Batch, ids []uuid.UUID, out *[]*Event) {
+	batchRead(b, ids, "", out)
+}
+
+func batchRead(b *pgx.Batch, ids []uuid.UUID, lock string, out *[]*Event) {
 	lo, hi := partition.Span(ids)
 	b.Queue(`
 		SELECT `+engineColumns+` FROM events
-		WHERE id = ANY($1) AND id BETWEEN $2 AND $3 ORDER BY id FOR NO KEY UPDATE`, ids, lo, hi).Query(func(rows pgx.Rows) error {
+		WHERE id = ANY($1) AND id BETWEEN $2 AND $3 ORDER BY id`+lock, ids, lo, hi).Query(func(rows pgx.Rows) error {
 		events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Event, error) { return scanForEngine(r) })
 		if err != nil {
-			return wrap("lock events", err)
+			return wrap("read events", err)
 		}
 		*out = events
 		return nil

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ctrader/ctrader/internal/account"
 	"github.com/ctrader/ctrader/internal/auth"
+	"github.com/ctrader/ctrader/internal/backfill"
 	"github.com/ctrader/ctrader/internal/engine"
 	"github.com/ctrader/ctrader/internal/evaluation"
 	"github.com/ctrader/ctrader/internal/event"
@@ -38,6 +39,7 @@ type Deps struct {
 	Manual      *engine.Manual // evaluations of rules started by hand
 	Tester      *engine.Tester // rule tests, which change nothing
 	Evaluations *evaluation.Service
+	Backfills   *backfill.Service
 	Webhooks    *webhook.Service
 	JobRetrier  webhook.JobRetrier
 	// Security guards the API, River UI, the docs and /metrics.
@@ -77,6 +79,7 @@ func Config() huma.Config {
 		{Name: "events", Description: "Things that happened to accounts. Each event is processed by background jobs: won events update the account's totals, then matching rules are evaluated."},
 		{Name: "rules", Description: "CEL conditions with actions, evaluated on events, on a schedule or on demand."},
 		{Name: "evaluations", Description: "The record of every rule evaluation: matched or not, errors, actions taken."},
+		{Name: "backfills", Description: "Evaluations of a rule version over stored events, as a dry run or applying the actions, worked in the background."},
 		{Name: "webhooks", Description: "Endpoints that receive signed Standard Webhooks deliveries when rules with a webhook action match, and the record of every delivery."},
 		{Name: "operations", Description: "Liveness and readiness probes."},
 	}
@@ -85,8 +88,8 @@ func Config() huma.Config {
 
 // Register adds every operation to api with the scope it requires. This
 // function is the whole HTTP surface of ctrader's API: reads need read,
-// creating accounts and events needs write, and everything about rules and
-// webhook endpoints needs admin.
+// creating accounts and events needs write, and everything about rules,
+// backfills and webhook endpoints needs admin.
 func Register(api huma.API, d Deps) {
 	h := &handlers{Deps: d}
 	if h.Logger == nil {
@@ -116,6 +119,11 @@ func Register(api huma.API, d Deps) {
 	register(api, withExamples(opTestStoredRule, testStoredRuleExamples), auth.ScopeAdmin, h.testStoredRule)
 
 	register(api, opListEvaluations, auth.ScopeRead, h.listEvaluations)
+
+	register(api, createBackfillOp(), auth.ScopeAdmin, h.createBackfill)
+	register(api, opListBackfills, auth.ScopeRead, h.listBackfills)
+	register(api, opGetBackfill, auth.ScopeRead, h.getBackfill)
+	register(api, opCancelBackfill, auth.ScopeAdmin, h.cancelBackfill)
 
 	register(api, opCreateWebhookEndpoint, auth.ScopeAdmin, h.createWebhookEndpoint)
 	register(api, opListWebhookEndpoints, auth.ScopeAdmin, h.listWebhookEndpoints)

@@ -30,9 +30,10 @@ type Evaluation struct {
 	RuleID       string         `json:"rule_id" format:"uuid"`
 	RuleVersion  int            `json:"rule_version" doc:"The version of the rule that was evaluated"`
 	AccountID    string         `json:"account_id" format:"uuid"`
-	EventID      string         `json:"event_id,omitempty" format:"uuid" doc:"The event evaluated (trigger event)"`
-	Trigger      string         `json:"trigger" enum:"event,schedule,manual"`
+	EventID      string         `json:"event_id,omitempty" format:"uuid" doc:"The event evaluated (trigger event or backfill)"`
+	Trigger      string         `json:"trigger" enum:"event,schedule,manual,backfill"`
 	RunID        string         `json:"run_id,omitempty" doc:"The scheduled window or manual run (trigger schedule or manual)"`
+	BackfillID   string         `json:"backfill_id,omitempty" format:"uuid" doc:"The backfill (trigger backfill)"`
 	Matched      bool           `json:"matched"`
 	Error        string         `json:"error,omitempty" doc:"Why the condition could not be evaluated (a missing key, the cost limit); matched is then false"`
 	Actions      []ActionResult `json:"actions" doc:"What the matched rule did, in the rule's order"`
@@ -52,6 +53,9 @@ func toEvaluation(e *evaluation.Evaluation) Evaluation {
 	}
 	if e.RunID != nil {
 		out.RunID = *e.RunID
+	}
+	if e.BackfillID != nil {
+		out.BackfillID = e.BackfillID.String()
 	}
 	if e.Error != nil {
 		out.Error = *e.Error
@@ -81,11 +85,13 @@ var opListEvaluations = huma.Operation{
 
 type listEvaluationsInput struct {
 	PageQuery
-	AccountID string `query:"account_id" format:"uuid" doc:"Only evaluations against this account"`
-	RuleID    string `query:"rule_id" format:"uuid" doc:"Only evaluations of this rule"`
-	EventID   string `query:"event_id" format:"uuid" doc:"Only evaluations of this event"`
-	RunID     string `query:"run_id" maxLength:"100" doc:"Only evaluations of this scheduled window or manual run"`
-	Matched   string `query:"matched" enum:"true,false" doc:"Only evaluations that matched (true) or did not (false)"`
+	AccountID  string `query:"account_id" format:"uuid" doc:"Only evaluations against this account"`
+	RuleID     string `query:"rule_id" format:"uuid" doc:"Only evaluations of this rule"`
+	EventID    string `query:"event_id" format:"uuid" doc:"Only evaluations of this event"`
+	RunID      string `query:"run_id" maxLength:"100" doc:"Only evaluations of this scheduled window or manual run"`
+	Trigger    string `query:"trigger" enum:"event,schedule,manual,backfill" doc:"Only evaluations with this trigger"`
+	BackfillID string `query:"backfill_id" format:"uuid" doc:"Only evaluations of this backfill"`
+	Matched    string `query:"matched" enum:"true,false" doc:"Only evaluations that matched (true) or did not (false)"`
 }
 
 type listEvaluationsOutput struct {
@@ -100,7 +106,8 @@ func (h *handlers) listEvaluations(ctx context.Context, in *listEvaluationsInput
 	if err != nil {
 		return nil, fail(ctx, h.Logger, err)
 	}
-	f := evaluation.Filter{RunID: in.RunID}
+	f := evaluation.Filter{RunID: in.RunID, Trigger: in.Trigger}
+	f.BackfillID, _ = uuid.Parse(in.BackfillID)
 	f.AccountID, _ = uuid.Parse(in.AccountID)
 	f.RuleID, _ = uuid.Parse(in.RuleID)
 	f.EventID, _ = uuid.Parse(in.EventID)

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctrader/ctrader/internal/account"
+	"github.com/ctrader/ctrader/internal/backfill"
 	"github.com/ctrader/ctrader/internal/dbtest"
 	"github.com/ctrader/ctrader/internal/engine"
 	"github.com/ctrader/ctrader/internal/evaluation"
@@ -55,6 +56,7 @@ func setupWith(t testing.TB, pool *pgxpool.Pool, security httpapi.Security, m *m
 		Manual:      engine.NewManual(pool, client),
 		Tester:      engine.NewTester(pool, engine.New(compiler, engine.DefaultMaxDepth, logger)),
 		Evaluations: evaluation.NewService(pool),
+		Backfills:   backfill.NewService(pool, client),
 		Webhooks:    webhook.NewService(pool, nil, 0),
 		JobRetrier:  client,
 		Security:    security,

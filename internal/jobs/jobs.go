@@ -210,3 +210,26 @@ func (Retention) InsertOpts() river.InsertOpts {
 		rivertype.JobStateRunning, rivertype.JobStateScheduled,
 	}}}
 }
+
+// BackfillPage works the next page of a backfill: it evaluates the page's
+// events, records them and where the next page starts, and inserts the job
+// of the next page, in the transaction that completes it. Page is how many
+// pages ran before this one; a job that finds the backfill elsewhere is a
+// stale duplicate and does nothing.
+type BackfillPage struct {
+	BackfillID uuid.UUID `json:"backfill_id"`
+	Page       int       `json:"page"`
+}
+
+// Kind is the job's stable name.
+func (BackfillPage) Kind() string { return "backfill.page" }
+
+// InsertOpts routes the job to the backfill queue, whose concurrency
+// (BACKFILL_WORKERS) leaves the live queues their share of the machine.
+func (BackfillPage) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: queue.Backfill, MaxAttempts: BackfillMaxAttempts}
+}
+
+// BackfillMaxAttempts bounds retries of a backfill page: after them the
+// backfill is marked failed, its pages so far kept.
+const BackfillMaxAttempts = 5

@@ -254,6 +254,12 @@ func TestKilledRunIsFinishedByTheNext(t *testing.T) {
 	require.NoError(t, err)
 	require.Error(t, <-errs)
 	require.NoError(t, reader.Rollback(ctx))
+	// The killed session gives up its maintenance lock when its backend has
+	// exited, which pg_terminate_backend does not wait for.
+	require.Eventually(t, func() bool {
+		var n int
+		return b.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE pid = $1`, pid).Scan(&n) == nil && n == 0
+	}, 10*time.Second, 10*time.Millisecond)
 
 	_, err = b.maintainer(t, later).Run(ctx, policies(retention))
 	require.NoError(t, err)

@@ -10,9 +10,19 @@ const (
 	Rules       = "rules"
 	Maintenance = "maintenance"
 	Webhooks    = "webhooks"
+	// Backfill works backfills over stored events, with a concurrency of
+	// its own (BACKFILL_WORKERS) so that they leave the live queues their
+	// share of the machine.
+	Backfill = "backfill"
 )
 
 // Names lists every queue a worker process serves.
 func Names() []string {
+	return []string{Accounts, Events, Rules, Webhooks, Maintenance, Backfill}
+}
+
+// Tunable lists the queues QUEUE_CONCURRENCY may set: every one but
+// Backfill, which BACKFILL_WORKERS sets.
+func Tunable() []string {
 	return []string{Accounts, Events, Rules, Webhooks, Maintenance}
 }

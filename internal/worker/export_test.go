@@ -61,3 +61,7 @@ func NewScheduleTickWorker(pool *pgxpool.Pool, interval time.Duration, now func(
 
 // RiverRetention is how a retention period is given to River.
 var RiverRetention = riverRetention
+
+func NewBackfillWorker(pool *pgxpool.Pool, e *engine.Engine) *BackfillWorker {
+	return &BackfillWorker{pool: pool, engine: e}
+}

@@ -34,6 +34,9 @@ type Options struct {
 	// QueueConcurrency names the queue.
 	Concurrency      int
 	QueueConcurrency map[string]int
+	// BackfillWorkers is the number of backfill pages worked at once; the
+	// backfill queue takes no other setting.
+	BackfillWorkers int
 	// FetchCooldown is the least time between two fetches of a queue, which
 	// caps a queue at Concurrency jobs per cooldown; zero keeps River's
 	// default. FetchPollInterval is how often queues are polled when no
@@ -129,6 +132,7 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, opts Options) (*river.Cl
 		river.AddWorker(workers, &IdempotencyCleanupWorker{pool: pool})
 		river.AddWorker(workers, &VacuumWorker{pool: pool, logger: logger.With(slog.String("component", "vacuum"))})
 		river.AddWorker(workers, NewRetentionWorker(pool, opts.Retention, logger.With(slog.String("component", "retention"))))
+		river.AddWorker(workers, &BackfillWorker{pool: pool, engine: opts.Engine})
 		river.AddWorker(workers, &WebhookWorker{pool: pool, sender: opts.Webhooks, timeout: opts.WebhookTimeout, metrics: opts.Metrics})
 		river.AddWorker(workers, &WebhookBatchWorker{pool: pool, sender: opts.Webhooks, timeout: opts.WebhookTimeout, metrics: opts.Metrics})
 
@@ -138,6 +142,9 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, opts Options) (*river.Cl
 			n := opts.Concurrency
 			if c, ok := opts.QueueConcurrency[q]; ok {
 				n = c
+			}
+			if q == queue.Backfill {
+				n = max(opts.BackfillWorkers, 1)
 			}
 			cfg.Queues[q] = river.QueueConfig{MaxWorkers: n}
 		}

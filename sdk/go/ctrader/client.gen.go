@@ -17,8 +17,72 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for BackfillMode.
+const (
+	BackfillModeApply  BackfillMode = "apply"
+	BackfillModeDryRun BackfillMode = "dry_run"
+)
+
+// Valid indicates whether the value is a known member of the BackfillMode enum.
+func (e BackfillMode) Valid() bool {
+	switch e {
+	case BackfillModeApply:
+		return true
+	case BackfillModeDryRun:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BackfillState.
+const (
+	BackfillStateCancelled BackfillState = "cancelled"
+	BackfillStateFailed    BackfillState = "failed"
+	BackfillStatePending   BackfillState = "pending"
+	BackfillStateRunning   BackfillState = "running"
+	BackfillStateSucceeded BackfillState = "succeeded"
+)
+
+// Valid indicates whether the value is a known member of the BackfillState enum.
+func (e BackfillState) Valid() bool {
+	switch e {
+	case BackfillStateCancelled:
+		return true
+	case BackfillStateFailed:
+		return true
+	case BackfillStatePending:
+		return true
+	case BackfillStateRunning:
+		return true
+	case BackfillStateSucceeded:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CreateBackfillInputBodyMode.
+const (
+	CreateBackfillInputBodyModeApply  CreateBackfillInputBodyMode = "apply"
+	CreateBackfillInputBodyModeDryRun CreateBackfillInputBodyMode = "dry_run"
+)
+
+// Valid indicates whether the value is a known member of the CreateBackfillInputBodyMode enum.
+func (e CreateBackfillInputBodyMode) Valid() bool {
+	switch e {
+	case CreateBackfillInputBodyModeApply:
+		return true
+	case CreateBackfillInputBodyModeDryRun:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for EvaluationTrigger.
 const (
+	EvaluationTriggerBackfill EvaluationTrigger = "backfill"
 	EvaluationTriggerEvent    EvaluationTrigger = "event"
 	EvaluationTriggerManual   EvaluationTrigger = "manual"
 	EvaluationTriggerSchedule EvaluationTrigger = "schedule"
@@ -27,6 +91,8 @@ const (
 // Valid indicates whether the value is a known member of the EvaluationTrigger enum.
 func (e EvaluationTrigger) Valid() bool {
 	switch e {
+	case EvaluationTriggerBackfill:
+		return true
 	case EvaluationTriggerEvent:
 		return true
 	case EvaluationTriggerManual:
@@ -197,6 +263,57 @@ func (e WebhookDeliveryDetailStatus) Valid() bool {
 	}
 }
 
+// Defines values for ListBackfillsParamsState.
+const (
+	ListBackfillsParamsStateCancelled ListBackfillsParamsState = "cancelled"
+	ListBackfillsParamsStateFailed    ListBackfillsParamsState = "failed"
+	ListBackfillsParamsStatePending   ListBackfillsParamsState = "pending"
+	ListBackfillsParamsStateRunning   ListBackfillsParamsState = "running"
+	ListBackfillsParamsStateSucceeded ListBackfillsParamsState = "succeeded"
+)
+
+// Valid indicates whether the value is a known member of the ListBackfillsParamsState enum.
+func (e ListBackfillsParamsState) Valid() bool {
+	switch e {
+	case ListBackfillsParamsStateCancelled:
+		return true
+	case ListBackfillsParamsStateFailed:
+		return true
+	case ListBackfillsParamsStatePending:
+		return true
+	case ListBackfillsParamsStateRunning:
+		return true
+	case ListBackfillsParamsStateSucceeded:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListEvaluationsParamsTrigger.
+const (
+	ListEvaluationsParamsTriggerBackfill ListEvaluationsParamsTrigger = "backfill"
+	ListEvaluationsParamsTriggerEvent    ListEvaluationsParamsTrigger = "event"
+	ListEvaluationsParamsTriggerManual   ListEvaluationsParamsTrigger = "manual"
+	ListEvaluationsParamsTriggerSchedule ListEvaluationsParamsTrigger = "schedule"
+)
+
+// Valid indicates whether the value is a known member of the ListEvaluationsParamsTrigger enum.
+func (e ListEvaluationsParamsTrigger) Valid() bool {
+	switch e {
+	case ListEvaluationsParamsTriggerBackfill:
+		return true
+	case ListEvaluationsParamsTriggerEvent:
+		return true
+	case ListEvaluationsParamsTriggerManual:
+		return true
+	case ListEvaluationsParamsTriggerSchedule:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ListEvaluationsParamsMatched.
 const (
 	ListEvaluationsParamsMatchedFalse ListEvaluationsParamsMatched = "false"
@@ -353,6 +470,112 @@ type ActionResult struct {
 	Type string `json:"type"`
 }
 
+// Backfill defines model for Backfill.
+type Backfill struct {
+	// AccountID Only this account's events, when set
+	AccountID *openapi_types.UUID `json:"account_id,omitempty"`
+	CreatedAt time.Time           `json:"created_at"`
+
+	// EvaluationsURL Where its evaluations are listed
+	//
+	// Example: /v1/evaluations?backfill_id=019ad3f2-7c41-7d0e-9a51-2b7c8e9f0a1b
+	EvaluationsURL string `json:"evaluations_url"`
+
+	// EventTypes Event types evaluated
+	//
+	// Example: ["won"]
+	EventTypes []string `json:"event_types"`
+
+	// FailureReason Why a failed backfill stopped, or why an apply backfill was cancelled when its rule was disabled or deleted; pages before stay done
+	FailureReason *string `json:"failure_reason,omitempty"`
+
+	// FinishedAt When it succeeded, was cancelled or failed
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+
+	// From Events that occurred at or after this (inclusive)
+	//
+	// Example: 2026-11-01T00:00:00Z
+	From time.Time `json:"from"`
+
+	// ID Example: 019ad3f2-7c41-7d0e-9a51-2b7c8e9f0a1b
+	ID openapi_types.UUID `json:"id"`
+
+	// Mode dry_run records evaluations and takes no actions; apply takes the actions of matches, once per rule version and event
+	Mode     BackfillMode     `json:"mode"`
+	Progress BackfillProgress `json:"progress"`
+
+	// RuleID Example: 019ad3e0-1b2c-7a3d-8e4f-5a6b7c8d9e0f
+	RuleID openapi_types.UUID `json:"rule_id"`
+
+	// RuleVersion The rule's version when the backfill was created; every evaluation uses it
+	//
+	// Example: 3
+	RuleVersion int64 `json:"rule_version"`
+
+	// StartedAt When its first page committed
+	StartedAt *time.Time    `json:"started_at,omitempty"`
+	State     BackfillState `json:"state"`
+
+	// To Events that occurred before this (exclusive)
+	//
+	// Example: 2026-12-01T00:00:00Z
+	To time.Time `json:"to"`
+}
+
+// BackfillMode dry_run records evaluations and takes no actions; apply takes the actions of matches, once per rule version and event
+type BackfillMode string
+
+// BackfillState defines model for Backfill.State.
+type BackfillState string
+
+// BackfillProgress defines model for BackfillProgress.
+type BackfillProgress struct {
+	// Errors Evaluations whose condition failed (see each evaluation's error)
+	//
+	// Example: 0
+	Errors int64 `json:"errors"`
+
+	// EventsDone events_evaluated plus events_skipped
+	//
+	// Example: 22000
+	EventsDone int64 `json:"events_done"`
+
+	// EventsEstimated Events in range when the backfill was created, as Postgres's statistics estimate them: an estimate, which can be well off
+	//
+	// Example: 250000
+	EventsEstimated int64 `json:"events_estimated"`
+
+	// EventsEvaluated Events in range evaluated
+	//
+	// Example: 21840
+	EventsEvaluated int64 `json:"events_evaluated"`
+
+	// EventsMatched Evaluations that matched
+	//
+	// Example: 1312
+	EventsMatched int64 `json:"events_matched"`
+
+	// EventsScanned Stored events walked, in range or not
+	//
+	// Example: 24000
+	EventsScanned int64 `json:"events_scanned"`
+
+	// EventsSkipped Events in range not evaluated: not yet processed or failed, or (apply) already acted on by this rule version
+	//
+	// Example: 160
+	EventsSkipped int64 `json:"events_skipped"`
+
+	// EventsToDoEstimate events_estimated less events_done, at least 0 while the backfill is active and 0 once it has finished: an estimate
+	//
+	// Example: 228000
+	EventsToDoEstimate int64 `json:"events_to_do_estimate"`
+
+	// Pages Pages run so far
+	//
+	// Example: 12
+	Pages int64 `json:"pages"`
+}
+
 // CreateAccountInputBody defines model for CreateAccountInputBody.
 type CreateAccountInputBody struct {
 	// Metadata Free-form JSON object, at most 16 KiB encoded and 32 levels deep
@@ -363,6 +586,39 @@ type CreateAccountInputBody struct {
 	// Example: John Doe
 	Name string `json:"name"`
 }
+
+// CreateBackfillInputBody defines model for CreateBackfillInputBody.
+type CreateBackfillInputBody struct {
+	// AccountID Only this account's events; absent: every account's
+	//
+	// Example: 019ad3d1-0a1b-7c2d-8e3f-4a5b6c7d8e9f
+	AccountID *openapi_types.UUID `json:"account_id,omitempty"`
+
+	// EventTypes Only events of these types, each one the rule is evaluated for; absent: every type the rule is evaluated for
+	//
+	// Example: ["won"]
+	EventTypes []string `json:"event_types,omitempty"`
+
+	// From Evaluate events that occurred at or after this (inclusive)
+	//
+	// Example: 2026-11-01T00:00:00Z
+	From time.Time `json:"from"`
+
+	// Mode dry_run records evaluations and takes no actions; apply takes the actions of matches
+	//
+	// Example: dry_run
+	Mode CreateBackfillInputBodyMode `json:"mode"`
+
+	// To Evaluate events that occurred before this (exclusive); at most now, which is the default
+	//
+	// Example: 2026-12-01T00:00:00Z
+	To *time.Time `json:"to,omitempty"`
+}
+
+// CreateBackfillInputBodyMode dry_run records evaluations and takes no actions; apply takes the actions of matches
+//
+// Example: dry_run
+type CreateBackfillInputBodyMode string
 
 // CreateEventBatchInputBody defines model for CreateEventBatchInputBody.
 type CreateEventBatchInputBody struct {
@@ -431,6 +687,9 @@ type Evaluation struct {
 	// Actions What the matched rule did, in the rule's order
 	Actions []ActionResult `json:"actions"`
 
+	// BackfillID The backfill (trigger backfill)
+	BackfillID *openapi_types.UUID `json:"backfill_id,omitempty"`
+
 	// DepthLimited The event is at the maximum depth: emit_event actions were skipped
 	DepthLimited bool `json:"depth_limited"`
 
@@ -438,7 +697,7 @@ type Evaluation struct {
 	Error       *string   `json:"error,omitempty"`
 	EvaluatedAt time.Time `json:"evaluated_at"`
 
-	// EventID The event evaluated (trigger event)
+	// EventID The event evaluated (trigger event or backfill)
 	EventID *openapi_types.UUID `json:"event_id,omitempty"`
 	ID      openapi_types.UUID  `json:"id"`
 	Matched bool                `json:"matched"`
@@ -579,6 +838,14 @@ type HealthOutputBody struct {
 // ListAccountsOutputBody defines model for ListAccountsOutputBody.
 type ListAccountsOutputBody struct {
 	Items []Account `json:"items"`
+
+	// NextCursor Cursor of the next page; absent on the last page
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// ListBackfillsOutputBody defines model for ListBackfillsOutputBody.
+type ListBackfillsOutputBody struct {
+	Items []Backfill `json:"items"`
 
 	// NextCursor Cursor of the next page; absent on the last page
 	NextCursor *string `json:"next_cursor,omitempty"`
@@ -1055,6 +1322,24 @@ type ListAccountsParams struct {
 	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
+// ListBackfillsParams defines parameters for ListBackfills.
+type ListBackfillsParams struct {
+	// Limit Items per page
+	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor next_cursor of the previous page
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// RuleID Only backfills of this rule
+	RuleID *openapi_types.UUID `form:"rule_id,omitempty" json:"rule_id,omitempty"`
+
+	// State Only backfills in this state
+	State *ListBackfillsParamsState `form:"state,omitempty" json:"state,omitempty"`
+}
+
+// ListBackfillsParamsState defines parameters for ListBackfills.
+type ListBackfillsParamsState string
+
 // ListEvaluationsParams defines parameters for ListEvaluations.
 type ListEvaluationsParams struct {
 	// Limit Items per page
@@ -1075,9 +1360,18 @@ type ListEvaluationsParams struct {
 	// RunID Only evaluations of this scheduled window or manual run
 	RunID *string `form:"run_id,omitempty" json:"run_id,omitempty"`
 
+	// Trigger Only evaluations with this trigger
+	Trigger *ListEvaluationsParamsTrigger `form:"trigger,omitempty" json:"trigger,omitempty"`
+
+	// BackfillID Only evaluations of this backfill
+	BackfillID *openapi_types.UUID `form:"backfill_id,omitempty" json:"backfill_id,omitempty"`
+
 	// Matched Only evaluations that matched (true) or did not (false)
 	Matched *ListEvaluationsParamsMatched `form:"matched,omitempty" json:"matched,omitempty"`
 }
+
+// ListEvaluationsParamsTrigger defines parameters for ListEvaluations.
+type ListEvaluationsParamsTrigger string
 
 // ListEvaluationsParamsMatched defines parameters for ListEvaluations.
 type ListEvaluationsParamsMatched string
@@ -1180,6 +1474,9 @@ type TestRuleJSONRequestBody = TestRuleInputBody
 
 // UpdateRuleJSONRequestBody defines body for UpdateRule for application/json ContentType.
 type UpdateRuleJSONRequestBody = UpdateRuleInputBody
+
+// CreateBackfillJSONRequestBody defines body for CreateBackfill for application/json ContentType.
+type CreateBackfillJSONRequestBody = CreateBackfillInputBody
 
 // EvaluateRuleJSONRequestBody defines body for EvaluateRule for application/json ContentType.
 type EvaluateRuleJSONRequestBody = EvaluateRuleInputBody
@@ -1311,6 +1608,27 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/accounts/{id} (the `GetAccount` operationId).
 	GetAccount(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListBackfills List backfills
+	//
+	// Newest first, optionally filtered. Pass next_cursor back as cursor to read the following page; it is absent on the last page.
+	//
+	// Corresponds with GET /v1/backfills (the `ListBackfills` operationId).
+	ListBackfills(ctx context.Context, params *ListBackfillsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetBackfill Get a backfill
+	//
+	// Its state and progress. events_estimated and events_to_do_estimate come from Postgres's statistics and are estimates; the other counts are exact.
+	//
+	// Corresponds with GET /v1/backfills/{id} (the `GetBackfill` operationId).
+	GetBackfill(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CancelBackfill Cancel a backfill
+	//
+	// A pending or running backfill becomes cancelled: a page running now finishes first (the answer waits for it), and no page runs after it. Evaluations and actions of the pages already run stay. Cancelling a cancelled backfill answers it unchanged; a succeeded or failed one is a 409.
+	//
+	// Corresponds with POST /v1/backfills/{id}/cancel (the `CancelBackfill` operationId).
+	CancelBackfill(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListEvaluations List evaluations
 	//
 	// Newest first, optionally filtered. Pass next_cursor back as cursor to read the following page; it is absent on the last page.
@@ -1440,6 +1758,24 @@ type ClientInterface interface {
 	//
 	// Corresponds with PATCH /v1/rules/{id} (the `UpdateRule` operationId).
 	UpdateRule(ctx context.Context, id openapi_types.UUID, body UpdateRuleJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateBackfillWithBody Backfill a rule over stored events
+	//
+	// Evaluates the rule's current version over the stored events that occurred in [from, to), in background jobs on the backfill queue, and answers 202 with the backfill. Only processed events are evaluated; the condition sees each event as stored and its account as it is now. mode dry_run records evaluations (trigger backfill) and takes no actions. mode apply takes the actions of matches, once per rule version and event: events this rule version already evaluated live, or acted on in an earlier apply backfill, are skipped. One apply backfill of a rule may be pending or running at a time (409), and at most 10 backfills in all. A deleted rule, or applying a disabled one, is a 409.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/rules/{id}/backfills (the `CreateBackfill` operationId).
+	CreateBackfillWithBody(ctx context.Context, id openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateBackfill Backfill a rule over stored events
+	//
+	// Evaluates the rule's current version over the stored events that occurred in [from, to), in background jobs on the backfill queue, and answers 202 with the backfill. Only processed events are evaluated; the condition sees each event as stored and its account as it is now. mode dry_run records evaluations (trigger backfill) and takes no actions. mode apply takes the actions of matches, once per rule version and event: events this rule version already evaluated live, or acted on in an earlier apply backfill, are skipped. One apply backfill of a rule may be pending or running at a time (409), and at most 10 backfills in all. A deleted rule, or applying a disabled one, is a 409.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/rules/{id}/backfills (the `CreateBackfill` operationId).
+	CreateBackfill(ctx context.Context, id openapi_types.UUID, body CreateBackfillJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// EvaluateRuleWithBody Evaluate a rule now
 	//
@@ -1651,6 +1987,57 @@ func (c *Client) CreateAccount(ctx context.Context, body CreateAccountJSONReques
 // Corresponds with GET /v1/accounts/{id} (the `GetAccount` operationId).
 func (c *Client) GetAccount(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetAccountRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListBackfills List backfills
+//
+// Newest first, optionally filtered. Pass next_cursor back as cursor to read the following page; it is absent on the last page.
+//
+// Corresponds with GET /v1/backfills (the `ListBackfills` operationId).
+func (c *Client) ListBackfills(ctx context.Context, params *ListBackfillsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListBackfillsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetBackfill Get a backfill
+//
+// Its state and progress. events_estimated and events_to_do_estimate come from Postgres's statistics and are estimates; the other counts are exact.
+//
+// Corresponds with GET /v1/backfills/{id} (the `GetBackfill` operationId).
+func (c *Client) GetBackfill(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetBackfillRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CancelBackfill Cancel a backfill
+//
+// A pending or running backfill becomes cancelled: a page running now finishes first (the answer waits for it), and no page runs after it. Evaluations and actions of the pages already run stay. Cancelling a cancelled backfill answers it unchanged; a succeeded or failed one is a 409.
+//
+// Corresponds with POST /v1/backfills/{id}/cancel (the `CancelBackfill` operationId).
+func (c *Client) CancelBackfill(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCancelBackfillRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -1941,6 +2328,44 @@ func (c *Client) UpdateRuleWithBody(ctx context.Context, id openapi_types.UUID, 
 // Corresponds with PATCH /v1/rules/{id} (the `UpdateRule` operationId).
 func (c *Client) UpdateRule(ctx context.Context, id openapi_types.UUID, body UpdateRuleJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewUpdateRuleRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateBackfillWithBody Backfill a rule over stored events
+//
+// Evaluates the rule's current version over the stored events that occurred in [from, to), in background jobs on the backfill queue, and answers 202 with the backfill. Only processed events are evaluated; the condition sees each event as stored and its account as it is now. mode dry_run records evaluations (trigger backfill) and takes no actions. mode apply takes the actions of matches, once per rule version and event: events this rule version already evaluated live, or acted on in an earlier apply backfill, are skipped. One apply backfill of a rule may be pending or running at a time (409), and at most 10 backfills in all. A deleted rule, or applying a disabled one, is a 409.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/rules/{id}/backfills (the `CreateBackfill` operationId).
+func (c *Client) CreateBackfillWithBody(ctx context.Context, id openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateBackfillRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateBackfill Backfill a rule over stored events
+//
+// Evaluates the rule's current version over the stored events that occurred in [from, to), in background jobs on the backfill queue, and answers 202 with the backfill. Only processed events are evaluated; the condition sees each event as stored and its account as it is now. mode dry_run records evaluations (trigger backfill) and takes no actions. mode apply takes the actions of matches, once per rule version and event: events this rule version already evaluated live, or acted on in an earlier apply backfill, are skipped. One apply backfill of a rule may be pending or running at a time (409), and at most 10 backfills in all. A deleted rule, or applying a disabled one, is a 409.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/rules/{id}/backfills (the `CreateBackfill` operationId).
+func (c *Client) CreateBackfill(ctx context.Context, id openapi_types.UUID, body CreateBackfillJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateBackfillRequest(c.Server, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2410,6 +2835,164 @@ func NewGetAccountRequest(server string, id openapi_types.UUID) (*http.Request, 
 	return req, nil
 }
 
+// NewListBackfillsRequest constructs an http.Request for the ListBackfills method
+func NewListBackfillsRequest(server string, params *ListBackfillsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/backfills")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.RuleID != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "rule_id", *params.RuleID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.State != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "state", *params.State, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetBackfillRequest constructs an http.Request for the GetBackfill method
+func NewGetBackfillRequest(server string, id openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/backfills/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCancelBackfillRequest constructs an http.Request for the CancelBackfill method
+func NewCancelBackfillRequest(server string, id openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/backfills/%s/cancel", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListEvaluationsRequest constructs an http.Request for the ListEvaluations method
 func NewListEvaluationsRequest(server string, params *ListEvaluationsParams) (*http.Request, error) {
 	var err error
@@ -2501,6 +3084,30 @@ func NewListEvaluationsRequest(server string, params *ListEvaluationsParams) (*h
 		if params.RunID != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "run_id", *params.RunID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Trigger != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "trigger", *params.Trigger, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.BackfillID != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "backfill_id", *params.BackfillID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -3070,6 +3677,53 @@ func NewUpdateRuleRequestWithBody(server string, id openapi_types.UUID, contentT
 	}
 
 	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewCreateBackfillRequest calls the generic CreateBackfill builder with application/json body
+func NewCreateBackfillRequest(server string, id openapi_types.UUID, body CreateBackfillJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateBackfillRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewCreateBackfillRequestWithBody constructs an http.Request for the CreateBackfill method, with any body, and a specified content type
+func NewCreateBackfillRequestWithBody(server string, id openapi_types.UUID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/rules/%s/backfills", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
 	if err != nil {
 		return nil, err
 	}
@@ -3677,6 +4331,33 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/accounts/{id} (the `GetAccount` operationId).
 	GetAccountWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*GetAccountResponse, error)
 
+	// ListBackfillsWithResponse List backfills
+	//
+	// Newest first, optionally filtered. Pass next_cursor back as cursor to read the following page; it is absent on the last page.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/backfills (the `ListBackfills` operationId).
+	ListBackfillsWithResponse(ctx context.Context, params *ListBackfillsParams, reqEditors ...RequestEditorFn) (*ListBackfillsResponse, error)
+
+	// GetBackfillWithResponse Get a backfill
+	//
+	// Its state and progress. events_estimated and events_to_do_estimate come from Postgres's statistics and are estimates; the other counts are exact.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/backfills/{id} (the `GetBackfill` operationId).
+	GetBackfillWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*GetBackfillResponse, error)
+
+	// CancelBackfillWithResponse Cancel a backfill
+	//
+	// A pending or running backfill becomes cancelled: a page running now finishes first (the answer waits for it), and no page runs after it. Evaluations and actions of the pages already run stay. Cancelling a cancelled backfill answers it unchanged; a succeeded or failed one is a 409.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/backfills/{id}/cancel (the `CancelBackfill` operationId).
+	CancelBackfillWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*CancelBackfillResponse, error)
+
 	// ListEvaluationsWithResponse List evaluations
 	//
 	// Newest first, optionally filtered. Pass next_cursor back as cursor to read the following page; it is absent on the last page.
@@ -3818,6 +4499,24 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PATCH /v1/rules/{id} (the `UpdateRule` operationId).
 	UpdateRuleWithResponse(ctx context.Context, id openapi_types.UUID, body UpdateRuleJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateRuleResponse, error)
+
+	// CreateBackfillWithBodyWithResponse Backfill a rule over stored events
+	//
+	// Evaluates the rule's current version over the stored events that occurred in [from, to), in background jobs on the backfill queue, and answers 202 with the backfill. Only processed events are evaluated; the condition sees each event as stored and its account as it is now. mode dry_run records evaluations (trigger backfill) and takes no actions. mode apply takes the actions of matches, once per rule version and event: events this rule version already evaluated live, or acted on in an earlier apply backfill, are skipped. One apply backfill of a rule may be pending or running at a time (409), and at most 10 backfills in all. A deleted rule, or applying a disabled one, is a 409.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/rules/{id}/backfills (the `CreateBackfill` operationId).
+	CreateBackfillWithBodyWithResponse(ctx context.Context, id openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateBackfillResponse, error)
+
+	// CreateBackfillWithResponse Backfill a rule over stored events
+	//
+	// Evaluates the rule's current version over the stored events that occurred in [from, to), in background jobs on the backfill queue, and answers 202 with the backfill. Only processed events are evaluated; the condition sees each event as stored and its account as it is now. mode dry_run records evaluations (trigger backfill) and takes no actions. mode apply takes the actions of matches, once per rule version and event: events this rule version already evaluated live, or acted on in an earlier apply backfill, are skipped. One apply backfill of a rule may be pending or running at a time (409), and at most 10 backfills in all. A deleted rule, or applying a disabled one, is a 409.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/rules/{id}/backfills (the `CreateBackfill` operationId).
+	CreateBackfillWithResponse(ctx context.Context, id openapi_types.UUID, body CreateBackfillJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateBackfillResponse, error)
 
 	// EvaluateRuleWithBodyWithResponse Evaluate a rule now
 	//
@@ -4309,6 +5008,262 @@ func (r GetAccountResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetAccountResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListBackfillsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ListBackfillsOutputBody
+	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationProblemJSON401 *Problem
+	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationProblemJSON403 *Problem
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *Problem
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *Problem
+	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationProblemJSON503 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListBackfillsResponse) GetJSON200() *ListBackfillsOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListBackfillsResponse) GetApplicationProblemJSON401() *Problem {
+	return r.ApplicationProblemJSON401
+}
+
+// GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListBackfillsResponse) GetApplicationProblemJSON403() *Problem {
+	return r.ApplicationProblemJSON403
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListBackfillsResponse) GetApplicationProblemJSON422() *Problem {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListBackfillsResponse) GetApplicationProblemJSON500() *Problem {
+	return r.ApplicationProblemJSON500
+}
+
+// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListBackfillsResponse) GetApplicationProblemJSON503() *Problem {
+	return r.ApplicationProblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListBackfillsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListBackfillsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListBackfillsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListBackfillsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetBackfillResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Backfill
+	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationProblemJSON401 *Problem
+	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationProblemJSON403 *Problem
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *Problem
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *Problem
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *Problem
+	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationProblemJSON503 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetBackfillResponse) GetJSON200() *Backfill {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetBackfillResponse) GetApplicationProblemJSON401() *Problem {
+	return r.ApplicationProblemJSON401
+}
+
+// GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetBackfillResponse) GetApplicationProblemJSON403() *Problem {
+	return r.ApplicationProblemJSON403
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetBackfillResponse) GetApplicationProblemJSON404() *Problem {
+	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetBackfillResponse) GetApplicationProblemJSON422() *Problem {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetBackfillResponse) GetApplicationProblemJSON500() *Problem {
+	return r.ApplicationProblemJSON500
+}
+
+// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetBackfillResponse) GetApplicationProblemJSON503() *Problem {
+	return r.ApplicationProblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetBackfillResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetBackfillResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetBackfillResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetBackfillResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type CancelBackfillResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Backfill
+	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationProblemJSON401 *Problem
+	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationProblemJSON403 *Problem
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *Problem
+	// ApplicationProblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationProblemJSON409 *Problem
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *Problem
+	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationProblemJSON429 *Problem
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *Problem
+	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationProblemJSON503 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CancelBackfillResponse) GetJSON200() *Backfill {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CancelBackfillResponse) GetApplicationProblemJSON401() *Problem {
+	return r.ApplicationProblemJSON401
+}
+
+// GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CancelBackfillResponse) GetApplicationProblemJSON403() *Problem {
+	return r.ApplicationProblemJSON403
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r CancelBackfillResponse) GetApplicationProblemJSON404() *Problem {
+	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CancelBackfillResponse) GetApplicationProblemJSON409() *Problem {
+	return r.ApplicationProblemJSON409
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CancelBackfillResponse) GetApplicationProblemJSON422() *Problem {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r CancelBackfillResponse) GetApplicationProblemJSON429() *Problem {
+	return r.ApplicationProblemJSON429
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r CancelBackfillResponse) GetApplicationProblemJSON500() *Problem {
+	return r.ApplicationProblemJSON500
+}
+
+// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r CancelBackfillResponse) GetApplicationProblemJSON503() *Problem {
+	return r.ApplicationProblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CancelBackfillResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CancelBackfillResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CancelBackfillResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CancelBackfillResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -5314,6 +6269,124 @@ func (r UpdateRuleResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r UpdateRuleResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateBackfillResponse202Headers the declared response headers of an HTTP 202 response for CreateBackfill
+type CreateBackfillResponse202Headers struct {
+	Location *string
+}
+
+type CreateBackfillResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *Backfill
+	// ApplicationProblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationProblemJSON400 *Problem
+	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationProblemJSON401 *Problem
+	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationProblemJSON403 *Problem
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *Problem
+	// ApplicationProblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationProblemJSON409 *Problem
+	// ApplicationProblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationProblemJSON413 *Problem
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *Problem
+	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationProblemJSON429 *Problem
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *Problem
+	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationProblemJSON503 *Problem
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *CreateBackfillResponse202Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r CreateBackfillResponse) GetJSON202() *Backfill {
+	return r.JSON202
+}
+
+// GetApplicationProblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CreateBackfillResponse) GetApplicationProblemJSON400() *Problem {
+	return r.ApplicationProblemJSON400
+}
+
+// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CreateBackfillResponse) GetApplicationProblemJSON401() *Problem {
+	return r.ApplicationProblemJSON401
+}
+
+// GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CreateBackfillResponse) GetApplicationProblemJSON403() *Problem {
+	return r.ApplicationProblemJSON403
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r CreateBackfillResponse) GetApplicationProblemJSON404() *Problem {
+	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CreateBackfillResponse) GetApplicationProblemJSON409() *Problem {
+	return r.ApplicationProblemJSON409
+}
+
+// GetApplicationProblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r CreateBackfillResponse) GetApplicationProblemJSON413() *Problem {
+	return r.ApplicationProblemJSON413
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateBackfillResponse) GetApplicationProblemJSON422() *Problem {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r CreateBackfillResponse) GetApplicationProblemJSON429() *Problem {
+	return r.ApplicationProblemJSON429
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r CreateBackfillResponse) GetApplicationProblemJSON500() *Problem {
+	return r.ApplicationProblemJSON500
+}
+
+// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r CreateBackfillResponse) GetApplicationProblemJSON503() *Problem {
+	return r.ApplicationProblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateBackfillResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateBackfillResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateBackfillResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateBackfillResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -6433,6 +7506,51 @@ func (c *ClientWithResponses) GetAccountWithResponse(ctx context.Context, id ope
 	return ParseGetAccountResponse(rsp)
 }
 
+// ListBackfillsWithResponse List backfills
+//
+// Newest first, optionally filtered. Pass next_cursor back as cursor to read the following page; it is absent on the last page.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/backfills (the `ListBackfills` operationId).
+func (c *ClientWithResponses) ListBackfillsWithResponse(ctx context.Context, params *ListBackfillsParams, reqEditors ...RequestEditorFn) (*ListBackfillsResponse, error) {
+	rsp, err := c.ListBackfills(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListBackfillsResponse(rsp)
+}
+
+// GetBackfillWithResponse Get a backfill
+//
+// Its state and progress. events_estimated and events_to_do_estimate come from Postgres's statistics and are estimates; the other counts are exact.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/backfills/{id} (the `GetBackfill` operationId).
+func (c *ClientWithResponses) GetBackfillWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*GetBackfillResponse, error) {
+	rsp, err := c.GetBackfill(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetBackfillResponse(rsp)
+}
+
+// CancelBackfillWithResponse Cancel a backfill
+//
+// A pending or running backfill becomes cancelled: a page running now finishes first (the answer waits for it), and no page runs after it. Evaluations and actions of the pages already run stay. Cancelling a cancelled backfill answers it unchanged; a succeeded or failed one is a 409.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/backfills/{id}/cancel (the `CancelBackfill` operationId).
+func (c *ClientWithResponses) CancelBackfillWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*CancelBackfillResponse, error) {
+	rsp, err := c.CancelBackfill(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCancelBackfillResponse(rsp)
+}
+
 // ListEvaluationsWithResponse List evaluations
 //
 // Newest first, optionally filtered. Pass next_cursor back as cursor to read the following page; it is absent on the last page.
@@ -6669,6 +7787,36 @@ func (c *ClientWithResponses) UpdateRuleWithResponse(ctx context.Context, id ope
 		return nil, err
 	}
 	return ParseUpdateRuleResponse(rsp)
+}
+
+// CreateBackfillWithBodyWithResponse Backfill a rule over stored events
+//
+// Evaluates the rule's current version over the stored events that occurred in [from, to), in background jobs on the backfill queue, and answers 202 with the backfill. Only processed events are evaluated; the condition sees each event as stored and its account as it is now. mode dry_run records evaluations (trigger backfill) and takes no actions. mode apply takes the actions of matches, once per rule version and event: events this rule version already evaluated live, or acted on in an earlier apply backfill, are skipped. One apply backfill of a rule may be pending or running at a time (409), and at most 10 backfills in all. A deleted rule, or applying a disabled one, is a 409.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/rules/{id}/backfills (the `CreateBackfill` operationId).
+func (c *ClientWithResponses) CreateBackfillWithBodyWithResponse(ctx context.Context, id openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateBackfillResponse, error) {
+	rsp, err := c.CreateBackfillWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateBackfillResponse(rsp)
+}
+
+// CreateBackfillWithResponse Backfill a rule over stored events
+//
+// Evaluates the rule's current version over the stored events that occurred in [from, to), in background jobs on the backfill queue, and answers 202 with the backfill. Only processed events are evaluated; the condition sees each event as stored and its account as it is now. mode dry_run records evaluations (trigger backfill) and takes no actions. mode apply takes the actions of matches, once per rule version and event: events this rule version already evaluated live, or acted on in an earlier apply backfill, are skipped. One apply backfill of a rule may be pending or running at a time (409), and at most 10 backfills in all. A deleted rule, or applying a disabled one, is a 409.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/rules/{id}/backfills (the `CreateBackfill` operationId).
+func (c *ClientWithResponses) CreateBackfillWithResponse(ctx context.Context, id openapi_types.UUID, body CreateBackfillJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateBackfillResponse, error) {
+	rsp, err := c.CreateBackfill(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateBackfillResponse(rsp)
 }
 
 // EvaluateRuleWithBodyWithResponse Evaluate a rule now
@@ -7167,6 +8315,217 @@ func ParseGetAccountResponse(rsp *http.Response) (*GetAccountResponse, error) {
 			return nil, err
 		}
 		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListBackfillsResponse parses an HTTP response from a ListBackfillsWithResponse call
+func ParseListBackfillsResponse(rsp *http.Response) (*ListBackfillsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListBackfillsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ListBackfillsOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetBackfillResponse parses an HTTP response from a GetBackfillWithResponse call
+func ParseGetBackfillResponse(rsp *http.Response) (*GetBackfillResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetBackfillResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Backfill
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCancelBackfillResponse parses an HTTP response from a CancelBackfillWithResponse call
+func ParseCancelBackfillResponse(rsp *http.Response) (*CancelBackfillResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CancelBackfillResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Backfill
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Problem
@@ -8049,6 +9408,115 @@ func ParseUpdateRuleResponse(rsp *http.Response) (*UpdateRuleResponse, error) {
 		}
 		response.ApplicationProblemJSON503 = &dest
 
+	}
+
+	return response, nil
+}
+
+// ParseCreateBackfillResponse parses an HTTP response from a CreateBackfillWithResponse call
+func ParseCreateBackfillResponse(rsp *http.Response) (*CreateBackfillResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateBackfillResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest Backfill
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		var headers CreateBackfillResponse202Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		response.Headers202 = &headers
 	}
 
 	return response, nil
