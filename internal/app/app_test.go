@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -9,56 +8,20 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctrader/ctrader/internal/app"
+	"github.com/ctrader/ctrader/internal/apptest"
 	"github.com/ctrader/ctrader/internal/db"
 	"github.com/ctrader/ctrader/internal/dbtest"
 )
 
-// logWatcher collects a process's JSON log lines and reports the address the
-// HTTP server listens on.
-type logWatcher struct {
-	mu    sync.Mutex
-	buf   bytes.Buffer
-	addrs chan string
-}
-
-func newLogWatcher() *logWatcher { return &logWatcher{addrs: make(chan string, 1)} }
-
-func (w *logWatcher) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf.Write(p)
-	sc := bufio.NewScanner(bytes.NewReader(p))
-	for sc.Scan() {
-		var line struct {
-			Msg  string `json:"msg"`
-			Addr string `json:"addr"`
-		}
-		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "http server listening" {
-			select {
-			case w.addrs <- line.Addr:
-			default:
-			}
-		}
-	}
-	return len(p), nil
-}
-
-func (w *logWatcher) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
-}
-
 type process struct {
 	addr string
-	logs *logWatcher
+	logs *apptest.Logs
 	stop context.CancelFunc
 	done chan struct{} // closed when Run returns
 	err  error         // what Run returned; read after done
@@ -72,13 +35,13 @@ func env(vars map[string]string) func(string) string {
 func start(t *testing.T, args []string, vars map[string]string) *process {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &process{logs: newLogWatcher(), stop: cancel, done: make(chan struct{})}
+	p := &process{logs: apptest.NewLogs(), stop: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
 		p.err = app.Run(ctx, args, env(vars), io.Discard, p.logs)
 	}()
 	select {
-	case p.addr = <-p.logs.addrs:
+	case p.addr = <-p.logs.Addr():
 	case <-p.done:
 		cancel()
 		t.Fatalf("%v exited early: %v\n%s", args, p.err, p.logs)

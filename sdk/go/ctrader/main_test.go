@@ -1,19 +1,17 @@
 package ctrader_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ctrader/ctrader/internal/app"
+	"github.com/ctrader/ctrader/internal/apptest"
 	"github.com/ctrader/ctrader/internal/dbtest"
 )
 
@@ -69,7 +67,7 @@ func runMain(m *testing.M) (code int) {
 	}
 	token = strings.TrimSpace(out.String())
 
-	logs := &logWatcher{addrs: make(chan string, 1)}
+	logs := apptest.NewLogs()
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- app.Run(ctx, []string{"serve"}, getenv, io.Discard, logs) }()
@@ -88,7 +86,7 @@ func runMain(m *testing.M) (code int) {
 		}
 	})
 	select {
-	case addr := <-logs.addrs:
+	case addr := <-logs.Addr():
 		serverURL = "http://" + addr
 	case err := <-done:
 		done <- err
@@ -131,38 +129,4 @@ func (tb *mainTB) cleanup() {
 			tb.cleanups[i]()
 		}()
 	}
-}
-
-// logWatcher keeps the server's JSON log and reports the address it listens
-// on.
-type logWatcher struct {
-	mu    sync.Mutex
-	buf   bytes.Buffer
-	addrs chan string
-}
-
-func (w *logWatcher) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf.Write(p)
-	sc := bufio.NewScanner(bytes.NewReader(p))
-	for sc.Scan() {
-		var line struct {
-			Msg  string `json:"msg"`
-			Addr string `json:"addr"`
-		}
-		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "http server listening" {
-			select {
-			case w.addrs <- line.Addr:
-			default:
-			}
-		}
-	}
-	return len(p), nil
-}
-
-func (w *logWatcher) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
 }
