@@ -33,8 +33,14 @@ func TestLeaderDeathAroundWindow(t *testing.T) {
 	accounts := c.createAccounts(ctx, nAccts)
 	d.waitProvisioned(ctx, t, len(accounts))
 
-	// The first window that starts after every account is provisioned.
+	// The first window that starts after every account is provisioned and
+	// after the schedule has begun: the first tick a database ever sees
+	// records only the window it falls in, and on a loaded machine the first
+	// leader may be elected a window or two after its process started.
 	from := time.Now().UTC().Truncate(interval).Add(interval)
+	if first := d.firstScheduleWindow(ctx, t); !first.Before(from) {
+		from = first.Add(interval)
+	}
 	sleepUntil(ctx, from.Add(2*interval-700*time.Millisecond))
 	leader := findLeader(ctx, t, d, procs)
 	leader.kill()
@@ -107,5 +113,24 @@ func sleepUntil(ctx context.Context, at time.Time) {
 	select {
 	case <-ctx.Done():
 	case <-time.After(time.Until(at)):
+	}
+}
+
+// firstScheduleWindow waits for the schedule's first recorded window.
+func (d *testDB) firstScheduleWindow(ctx context.Context, t *testing.T) time.Time {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var first *time.Time
+		if err := d.pool.QueryRow(ctx, `SELECT min(window_start) FROM rule_schedule_windows`).Scan(&first); err != nil {
+			t.Fatal(err)
+		}
+		if first != nil {
+			return first.UTC()
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no schedule window recorded after 30s")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
