@@ -33,9 +33,12 @@ const (
 )
 
 // PageSize is how many stored events one page job walks, in one
-// transaction: large enough that a million events take a few hundred jobs,
-// small enough that a page holds its locks for a fraction of a second.
-const PageSize = 2000
+// transaction: large enough that a million events take a couple of thousand
+// jobs (under two minutes of dry run), small enough that a page's commit is
+// a short write of WAL that live events' commits do not queue behind for
+// long: with pages of 2,000 live events at 200/s saw a p99 of 40–66 ms
+// beside a dry run, with 500 31–33 ms.
+const PageSize = 500
 
 // LockingPageSize is the page of an apply backfill whose rule changes
 // account statuses: it holds its accounts locked, as the events worker

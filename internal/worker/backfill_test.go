@@ -267,7 +267,7 @@ func TestBackfillResumesWhereItsLastPageCommitted(t *testing.T) {
 	b := setup(t)
 	a := activeAccount(t, b, "John Doe")
 	r := createRule(t, b, rule.Input{Name: "big", EventTypes: []string{event.TypeWon}, Condition: `event.payload.amount > 1000`})
-	n := 2*backfill.PageSize + 500
+	n := 2*backfill.PageSize + backfill.PageSize/4 // the third page is not full
 	storedEvents(t, b, a.ID, n)
 	bf := startBackfill(t, b, backfill.Input{RuleID: r.ID, From: time.Now().Add(-2 * time.Hour), Mode: backfill.ModeDryRun})
 	w := worker.NewBackfillWorker(b.pool, b.engine)
