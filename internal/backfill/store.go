@@ -15,6 +15,7 @@ import (
 	"github.com/ctrader/ctrader/internal/event"
 	"github.com/ctrader/ctrader/internal/jobs"
 	"github.com/ctrader/ctrader/internal/page"
+	"github.com/ctrader/ctrader/internal/partition"
 	"github.com/ctrader/ctrader/internal/rule"
 )
 
@@ -198,7 +199,7 @@ func (s *Service) Create(ctx context.Context, in Input) (*Backfill, error) {
 			return ErrTooMany
 		}
 		from := in.From.UTC().Truncate(time.Microsecond)
-		rng := event.Range{Types: types, From: from, To: to, After: event.IDFloor(from), Below: event.IDAt(now.Add(time.Millisecond))}
+		rng := event.Range{Types: types, From: from, To: to, After: event.IDFloor(from), Below: partition.Bound(now.Add(time.Millisecond))}
 		if accountID != nil {
 			rng.AccountID = *accountID
 		}

@@ -1,7 +1,6 @@
 package evaluation
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -10,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ctrader/ctrader/internal/db"
+	"github.com/ctrader/ctrader/internal/partition"
 )
 
 // IDAt returns a new evaluation id of the event eventID: a UUIDv7 whose
@@ -17,14 +17,11 @@ import (
 // random (version 7, RFC 9562 variant). An evaluation of a stored event then
 // sorts, and is stored, beside its event rather than at the time it was made.
 func IDAt(eventID uuid.UUID) (uuid.UUID, error) {
-	var id uuid.UUID
-	if _, err := rand.Read(id[6:]); err != nil {
+	var random [10]byte
+	if _, err := rand.Read(random[:]); err != nil {
 		return uuid.Nil, fmt.Errorf("evaluation id: %w", err)
 	}
-	copy(id[:6], eventID[:6])
-	id[6] = 0x70 | id[6]&0x0f // version 7
-	id[8] = 0x80 | id[8]&0x3f // variant 10
-	return id, nil
+	return at(eventID, random), nil
 }
 
 // ClockSkew is how far behind an event's id the id of an evaluation of it
@@ -70,22 +67,6 @@ func ActedOn(ctx context.Context, q db.Querier, ruleID uuid.UUID, version int, a
 // lowestID is the lowest UUIDv7 of the millisecond skew before the earliest
 // time among ids.
 func lowestID(ids []uuid.UUID, skew time.Duration) uuid.UUID {
-	least := ids[0]
-	for _, id := range ids[1:] {
-		if bytes.Compare(id[:], least[:]) < 0 {
-			least = id
-		}
-	}
-	var ms int64
-	for _, b := range least[:6] {
-		ms = ms<<8 | int64(b)
-	}
-	ms = max(ms-skew.Milliseconds(), 0)
-	var out uuid.UUID
-	for i := 5; i >= 0; i-- {
-		out[i] = byte(ms)
-		ms >>= 8
-	}
-	out[6], out[8] = 0x70, 0x80
-	return out
+	least, _ := partition.Span(ids)
+	return partition.Bound(partition.TimeOf(least).Add(-skew))
 }

@@ -24,11 +24,11 @@ func EventID(eventID, ruleID uuid.UUID, ruleVersion int) uuid.UUID {
 // a scheduled window or manual run, as EventID: it has the run's time (see
 // RunTime), the rest a hash of the four.
 func RunID(runID string, ruleID uuid.UUID, ruleVersion int, accountID uuid.UUID) uuid.UUID {
-	var at uuid.UUID
+	var ts uuid.UUID
 	if t, ok := RunTime(runID); ok {
-		at = partition.Bound(t)
+		ts = partition.Bound(t)
 	}
-	return derive(at, "run", []byte(runID), ruleID[:], version(ruleVersion), accountID[:])
+	return derive(ts, "run", []byte(runID), ruleID[:], version(ruleVersion), accountID[:])
 }
 
 // RunTime is the time a run id names: the start of a scheduled window
@@ -61,19 +61,23 @@ func LowestID(eventID uuid.UUID) uuid.UUID {
 
 func version(v int) []byte { return binary.BigEndian.AppendUint64(nil, uint64(v)) }
 
-// derive is a UUIDv7 with at's millisecond whose other 74 bits are a hash of
+// derive is a UUIDv7 with ts's millisecond whose other 74 bits are a hash of
 // the parts.
-func derive(at uuid.UUID, kind string, parts ...[]byte) uuid.UUID {
+func derive(ts uuid.UUID, kind string, parts ...[]byte) uuid.UUID {
 	h := sha256.New()
 	h.Write([]byte(kind))
 	for _, p := range parts {
 		h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(p))))
 		h.Write(p)
 	}
-	sum := h.Sum(nil)
+	return at(ts, [10]byte(h.Sum(nil)[:10]))
+}
+
+// at is a UUIDv7 with ts's millisecond whose other 74 bits are rest's.
+func at(ts uuid.UUID, rest [10]byte) uuid.UUID {
 	var id uuid.UUID
-	copy(id[:6], at[:6])
-	copy(id[6:], sum[:10])
+	copy(id[:6], ts[:6])
+	copy(id[6:], rest[:])
 	id[6] = 0x70 | id[6]&0x0f // version 7
 	id[8] = 0x80 | id[8]&0x3f // RFC 9562 variant
 	return id

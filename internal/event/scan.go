@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ctrader/ctrader/internal/db"
+	"github.com/ctrader/ctrader/internal/partition"
 )
 
 // Range selects stored events by what a backfill covers: occurred_at in
@@ -32,23 +33,9 @@ type Range struct {
 }
 
 // IDFloor is the lowest id an event that occurred at t or later can have:
-// the UUIDv7 prefix of t minus MaxFutureSkew, every other bit zero.
+// the partition bound of t minus MaxFutureSkew.
 func IDFloor(t time.Time) uuid.UUID {
-	return IDAt(t.Add(-MaxFutureSkew))
-}
-
-// IDAt is the lowest UUIDv7 of the millisecond t: no id made at t or later
-// sorts below it.
-func IDAt(t time.Time) uuid.UUID {
-	var id uuid.UUID
-	ms := max(t.UnixMilli(), 0)
-	for i := 5; i >= 0; i-- {
-		id[i] = byte(ms)
-		ms >>= 8
-	}
-	id[6] = 0x70
-	id[8] = 0x80
-	return id
+	return partition.Bound(t.Add(-MaxFutureSkew))
 }
 
 // Walked is one page of a walk over a Range.

@@ -13,6 +13,7 @@ import (
 	"github.com/ctrader/ctrader/internal/db"
 	"github.com/ctrader/ctrader/internal/dbtest"
 	"github.com/ctrader/ctrader/internal/event"
+	"github.com/ctrader/ctrader/internal/partition"
 )
 
 // captured is a transaction that remembers the last statement read through
@@ -51,7 +52,7 @@ func TestWalkOverARareTypeReadsItsIndex(t *testing.T) {
 
 	now := time.Now()
 	r := event.Range{Types: []string{"rare", "missing"}, From: now.Add(-2 * time.Hour), To: now,
-		After: event.IDFloor(now.Add(-2 * time.Hour)), Below: event.IDAt(now.Add(time.Minute))}
+		After: event.IDFloor(now.Add(-2 * time.Hour)), Below: partition.Bound(now.Add(time.Minute))}
 	// The index is the type's in whichever partition holds the events
 	// (events_type_idx on the parent, <partition>_type_idx on each).
 	for range 8 { // more than the runs after which Postgres may settle on a generic plan

@@ -8,21 +8,22 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ctrader/ctrader/internal/event"
+	"github.com/ctrader/ctrader/internal/partition"
 )
 
-func TestIDAtSortsBelowEveryIDOfItsMillisecond(t *testing.T) {
+func TestBoundSortsBelowEveryIDOfItsMillisecond(t *testing.T) {
 	t.Parallel()
 	for range 100 {
 		id := uuid.Must(uuid.NewV7())
 		sec, nsec := id.Time().UnixTime()
 		at := time.Unix(sec, nsec)
-		floor := event.IDAt(at)
+		floor := partition.Bound(at)
 		require.Equal(t, id[:6], floor[:6])
 		require.Negative(t, compare(floor, id))
-		require.Positive(t, compare(id, event.IDAt(at.Add(-time.Millisecond))))
-		require.Negative(t, compare(id, event.IDAt(at.Add(time.Millisecond))))
+		require.Positive(t, compare(id, partition.Bound(at.Add(-time.Millisecond))))
+		require.Negative(t, compare(id, partition.Bound(at.Add(time.Millisecond))))
 	}
-	require.Equal(t, event.IDAt(time.Now().Add(-event.MaxFutureSkew)).String()[:8], event.IDFloor(time.Now()).String()[:8])
+	require.Equal(t, partition.Bound(time.Now().Add(-event.MaxFutureSkew)).String()[:8], event.IDFloor(time.Now()).String()[:8])
 }
 
 func compare(a, b uuid.UUID) int {
