@@ -175,12 +175,12 @@ func queueAttempt(b *pgx.Batch, a Attempted) (Recorded, streak) {
 	return Recorded{Outcome: outcome, NextAttemptAt: next}, s
 }
 
-// Abandon marks a delivery failed without an attempt, for an endpoint that is
-// disabled or deleted.
-func Abandon(ctx context.Context, tx pgx.Tx, id uuid.UUID, reason string) error {
+// Abandon marks pending deliveries failed without an attempt, for an
+// endpoint that is disabled or deleted, or a job that gave up.
+func Abandon(ctx context.Context, tx pgx.Tx, reason string, ids ...uuid.UUID) error {
 	_, err := tx.Exec(ctx, `
 		UPDATE webhook_deliveries SET status = $3, last_error = $2, next_attempt_at = NULL, finished_at = clock_timestamp()
-		WHERE id = $1 AND status = $4`, id, reason, StatusFailed, StatusPending)
+		WHERE id = ANY($1) AND status = $4`, ids, reason, StatusFailed, StatusPending)
 	return err
 }
 

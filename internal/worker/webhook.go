@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/ctrader/ctrader/internal/db"
 	"github.com/ctrader/ctrader/internal/jobs"
@@ -39,23 +40,14 @@ func (w *WebhookWorker) Work(ctx context.Context, job *river.Job[jobs.WebhookDel
 		return river.JobCancel(err)
 	}
 	if err != nil {
-		if job.Attempt >= job.MaxAttempts {
-			// River discards the job: the delivery must not stay pending.
-			reason := "gave up: " + err.Error()
-			if ferr := db.InTx(context.WithoutCancel(ctx), w.pool, func(tx pgx.Tx) error {
-				return webhook.Abandon(context.WithoutCancel(ctx), tx, job.Args.DeliveryID, reason)
-			}); ferr != nil {
-				return errors.Join(err, ferr)
-			}
-		}
-		return err
+		return giveUpAtLast(ctx, w.pool, job.JobRow, err, job.Args.DeliveryID)
 	}
 	if out == nil { // finished already
 		return db.InTx(ctx, w.pool, func(tx pgx.Tx) error { return complete(ctx, tx, job) })
 	}
 	if !out.Endpoint.Enabled || out.Endpoint.DeletedAt != nil {
 		return db.InTx(ctx, w.pool, func(tx pgx.Tx) error {
-			if err := webhook.Abandon(ctx, tx, out.Delivery.ID, "the endpoint is disabled or deleted"); err != nil {
+			if err := webhook.Abandon(ctx, tx, "the endpoint is disabled or deleted", out.Delivery.ID); err != nil {
 				return err
 			}
 			return complete(ctx, tx, job)
@@ -139,21 +131,7 @@ type WebhookBatchWorker struct {
 func (w *WebhookBatchWorker) Work(ctx context.Context, job *river.Job[jobs.WebhookDeliverBatch]) error {
 	outs, err := w.sender.PrepareMany(ctx, job.Args.DeliveryIDs)
 	if err != nil {
-		if job.Attempt >= job.MaxAttempts {
-			// River discards the job: its deliveries must not stay pending.
-			reason := "gave up: " + err.Error()
-			if ferr := db.InTx(context.WithoutCancel(ctx), w.pool, func(tx pgx.Tx) error {
-				for _, id := range job.Args.DeliveryIDs {
-					if err := webhook.Abandon(context.WithoutCancel(ctx), tx, id, reason); err != nil {
-						return err
-					}
-				}
-				return nil
-			}); ferr != nil {
-				return errors.Join(err, ferr)
-			}
-		}
-		return err
+		return giveUpAtLast(ctx, w.pool, job.JobRow, err, job.Args.DeliveryIDs...)
 	}
 	var (
 		attempts []webhook.Attempted
@@ -179,8 +157,8 @@ func (w *WebhookBatchWorker) Work(ctx context.Context, job *river.Job[jobs.Webho
 	recordCtx := context.WithoutCancel(ctx)
 	var recorded []webhook.Recorded
 	err = db.InTx(recordCtx, w.pool, func(tx pgx.Tx) error {
-		for _, id := range abandon {
-			if err := webhook.Abandon(recordCtx, tx, id, "the endpoint is disabled or deleted"); err != nil {
+		if len(abandon) > 0 {
+			if err := webhook.Abandon(recordCtx, tx, "the endpoint is disabled or deleted", abandon...); err != nil {
 				return err
 			}
 		}
@@ -206,4 +184,20 @@ func (w *WebhookBatchWorker) Work(ctx context.Context, job *river.Job[jobs.Webho
 // they run side by side, and the bookkeeping around them.
 func (w *WebhookBatchWorker) Timeout(*river.Job[jobs.WebhookDeliverBatch]) time.Duration {
 	return w.timeout + 15*time.Second
+}
+
+// giveUpAtLast returns err, the failure to prepare deliveries, after marking
+// them failed when job has no attempt left: River discards the job, and its
+// deliveries must not stay pending.
+func giveUpAtLast(ctx context.Context, pool *pgxpool.Pool, job *rivertype.JobRow, err error, ids ...uuid.UUID) error {
+	if job.Attempt < job.MaxAttempts {
+		return err
+	}
+	ctx = context.WithoutCancel(ctx)
+	if ferr := db.InTx(ctx, pool, func(tx pgx.Tx) error {
+		return webhook.Abandon(ctx, tx, "gave up: "+err.Error(), ids...)
+	}); ferr != nil {
+		return errors.Join(err, ferr)
+	}
+	return err
 }
