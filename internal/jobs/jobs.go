@@ -188,6 +188,12 @@ func (Vacuum) Kind() string { return "maintenance.vacuum" }
 // being queued while another waits or runs: a throttled vacuum of a large
 // table can outlast the interval.
 func (Vacuum) InsertOpts() river.InsertOpts {
+	return oneMaintenanceRun()
+}
+
+// oneMaintenanceRun puts a job on the maintenance queue unless a job of its
+// kind already waits or runs.
+func oneMaintenanceRun() river.InsertOpts {
 	return river.InsertOpts{Queue: queue.Maintenance, UniqueOpts: river.UniqueOpts{ByState: []rivertype.JobState{
 		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
 		rivertype.JobStateRunning, rivertype.JobStateScheduled,
@@ -205,10 +211,7 @@ func (Retention) Kind() string { return "maintenance.retention" }
 // InsertOpts routes the job to the maintenance queue, and keeps a run from
 // being queued while another waits or runs.
 func (Retention) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: queue.Maintenance, UniqueOpts: river.UniqueOpts{ByState: []rivertype.JobState{
-		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
-		rivertype.JobStateRunning, rivertype.JobStateScheduled,
-	}}}
+	return oneMaintenanceRun()
 }
 
 // BackfillPage works the next page of a backfill: it evaluates the page's
