@@ -32,11 +32,7 @@ func (e *Engine) store(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, b
 			continue
 		}
 		acting = append(acting, p)
-		for _, a := range p.subject.rule.Actions {
-			if a.Type == rule.ActionWebhook {
-				endpoints = append(endpoints, uuid.MustParse(a.EndpointID))
-			}
-		}
+		endpoints = append(endpoints, endpointsOf(p.subject.rule.Actions)...)
 	}
 	if len(acting) == 0 {
 		return nil

@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -134,10 +133,4 @@ func (e *Engine) BackfillPage(ctx context.Context, tx pgx.Tx, inserter jobs.Inse
 	}
 	_, err = evaluation.InsertNew(ctx, tx, evalsOf(batch))
 	return p, err
-}
-
-// changesStatus reports whether r has an action that changes an account's
-// status.
-func changesStatus(r *rule.Rule) bool {
-	return slices.ContainsFunc(r.Actions, func(a rule.Action) bool { return a.Type == rule.ActionSetAccountStatus })
 }

@@ -172,6 +172,7 @@ func (t *Tester) readOnly(ctx context.Context, read func(tx pgx.Tx) (*trial, err
 	return read(tx)
 }
 
+// endpointsOf is the endpoints of actions' webhooks.
 func endpointsOf(actions []rule.Action) []uuid.UUID {
 	var ids []uuid.UUID
 	for _, a := range actions {

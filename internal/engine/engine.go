@@ -313,10 +313,12 @@ func (p *pending) acts() bool { return p.eval.Matched && len(p.subject.rule.Acti
 
 // changesStatus reports whether p acts with a rule that changes the
 // account's status.
-func (p *pending) changesStatus() bool {
-	return p.acts() && slices.ContainsFunc(p.subject.rule.Actions, func(a rule.Action) bool {
-		return a.Type == rule.ActionSetAccountStatus
-	})
+func (p *pending) changesStatus() bool { return p.acts() && changesStatus(p.subject.rule) }
+
+// changesStatus reports whether r has an action that changes an account's
+// status.
+func changesStatus(r *rule.Rule) bool {
+	return slices.ContainsFunc(r.Actions, func(a rule.Action) bool { return a.Type == rule.ActionSetAccountStatus })
 }
 
 // match evaluates each subject's rule and reports whether any evaluation
