@@ -215,8 +215,8 @@ func Vars() []Var {
 				c.WriteRateBurst = n
 				return nil
 			}},
-		{Env: "VACUUM_INTERVAL", Flag: "vacuum-interval", Default: "1m", Group: Server,
-			Usage: "how often ctrader vacuums its busiest tables when the server's autovacuum is off; 0 never",
+		{Env: "VACUUM_INTERVAL", Flag: "vacuum-interval", Default: "5s", Group: Server,
+			Usage: "how often ctrader looks at its busiest tables, analyzing those autovacuum's thresholds say changed and vacuuming them too where autovacuum is off; 0 never",
 			set:   offDurationSetter(func(c *Config) *time.Duration { return &c.VacuumInterval })},
 		{Env: "INGEST_MAX_LAG", Flag: "ingest-max-lag", Default: "5s", Group: Server,
 			Usage: "when event processing lags this far behind, posting events answers 503 with Retry-After until it catches up; 0 never",
