@@ -31,40 +31,61 @@ func scan(row pgx.Row) (*Event, error) {
 }
 
 // Insert stores events and the jobs that process them in tx: one job per
-// jobs.EventsPerJob events. A single event is a plain INSERT; several are
-// copied in bulk.
+// jobs.EventsPerJob events. Up to copyThreshold events go in one INSERT
+// from arrays, a round trip; more are copied in bulk, which costs a round
+// trip more to describe the table but less to encode.
 func Insert(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, events []*Event) error {
-	if len(events) == 1 {
-		e := events[0]
-		if _, err := tx.Exec(ctx, `
-			INSERT INTO events (id, account_id, type, payload, occurred_at, received_at, causation_id, depth, root_id)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			e.ID, e.AccountID, e.Type, e.Payload, e.OccurredAt, e.ReceivedAt, e.CausationID, e.Depth, e.RootID); err != nil {
-			return fmt.Errorf("insert event: %w", err)
+	if len(events) <= copyThreshold {
+		if err := insertArrays(ctx, tx, events); err != nil {
+			return err
 		}
-		if _, err := inserter.InsertTx(ctx, tx, jobs.EventsProcess{EventIDs: []uuid.UUID{e.ID}}, nil); err != nil {
-			return fmt.Errorf("insert event job: %w", err)
+	} else {
+		rows := make([][]any, len(events))
+		for i, e := range events {
+			rows[i] = []any{e.ID, e.AccountID, e.Type, e.Payload, e.OccurredAt, e.ReceivedAt, e.CausationID, e.Depth, e.RootID}
 		}
-		return nil
-	}
-	rows := make([][]any, len(events))
-	for i, e := range events {
-		rows[i] = []any{e.ID, e.AccountID, e.Type, e.Payload, e.OccurredAt, e.ReceivedAt, e.CausationID, e.Depth, e.RootID}
-	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"},
-		[]string{"id", "account_id", "type", "payload", "occurred_at", "received_at", "causation_id", "depth", "root_id"},
-		pgx.CopyFromRows(rows)); err != nil {
-		return fmt.Errorf("copy events: %w", err)
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"},
+			[]string{"id", "account_id", "type", "payload", "occurred_at", "received_at", "causation_id", "depth", "root_id"},
+			pgx.CopyFromRows(rows)); err != nil {
+			return fmt.Errorf("copy events: %w", err)
+		}
 	}
 	chunks := Chunks(events)
 	params := make([]river.InsertManyParams, len(chunks))
 	for i, ids := range chunks {
 		params[i] = river.InsertManyParams{Args: jobs.EventsProcess{EventIDs: ids}}
 	}
-	// Event jobs have no unique options, so the COPY-based insert cannot
-	// trip over a duplicate.
-	if _, err := inserter.InsertManyFastTx(ctx, tx, params); err != nil {
+	// One INSERT from arrays, where the COPY-based insert would take a
+	// round trip more; a batch of 1,000 events has ten jobs.
+	if _, err := inserter.InsertManyTx(ctx, tx, params); err != nil {
 		return fmt.Errorf("insert event jobs: %w", err)
+	}
+	return nil
+}
+
+// copyThreshold is the most events Insert stores with one INSERT.
+const copyThreshold = 64
+
+// insertArrays stores events with one INSERT of their columns as arrays.
+func insertArrays(ctx context.Context, tx pgx.Tx, events []*Event) error {
+	n := len(events)
+	ids, accounts := make([]uuid.UUID, n), make([]uuid.UUID, n)
+	types := make([]string, n)
+	payloads := make([]map[string]any, n)
+	occurred, received := make([]time.Time, n), make([]time.Time, n)
+	causes, roots := make([]*uuid.UUID, n), make([]*uuid.UUID, n)
+	depths := make([]int32, n)
+	for i, e := range events {
+		ids[i], accounts[i], types[i], payloads[i] = e.ID, e.AccountID, e.Type, e.Payload
+		occurred[i], received[i], causes[i], roots[i] = e.OccurredAt, e.ReceivedAt, e.CausationID, e.RootID
+		depths[i] = int32(e.Depth) //nolint:gosec // depth is bounded by the follow-up limit
+	}
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO events (id, account_id, type, payload, occurred_at, received_at, causation_id, depth, root_id)
+		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::timestamptz[], $6::timestamptz[],
+			$7::uuid[], $8::int[], $9::uuid[])`,
+		ids, accounts, types, payloads, occurred, received, causes, depths, roots); err != nil {
+		return fmt.Errorf("insert events: %w", err)
 	}
 	return nil
 }
