@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -23,7 +24,8 @@ func TestBenchAgainstARunningServer(t *testing.T) {
 	t.Parallel()
 	url := dbtest.URL(t)
 	vars := baseEnv(url)
-	vars["WRITE_RATE_LIMIT"] = "0" // the bench writes as fast as it can
+	vars["WRITE_RATE_LIMIT"] = "0"         // the bench writes as fast as it can
+	vars["WEBHOOK_ALLOW_PRIVATE"] = "true" // --webhook's receiver is on 127.0.0.1
 	p := start(t, []string{"serve"}, vars)
 
 	run := func(extra ...string) (string, error) {
@@ -112,6 +114,46 @@ func TestBenchAgainstARunningServer(t *testing.T) {
 	require.Positive(t, rep.RawIngest.EndToEndPercent)
 	require.True(t, rep.RawIngest.Removed)
 	require.NotEmpty(t, rep.Machine.PostgresVersion)
+
+	// A rule matching every event, plain and then with a webhook action: each
+	// event has three evaluations, and with the webhook one delivery reaches
+	// the bench's receiver.
+	out, err = run("--match-all")
+	require.NoError(t, err, out)
+	require.Regexp(t, regexp.MustCompile(`(?m)^\s+and a rule on won matching every event, with no action$`), out)
+	require.Regexp(t, regexp.MustCompile(`(?m)^check\s+OK: 200 events processed, none failed, 600 evaluations \(3 per event\)`), out)
+	require.NotRegexp(t, regexp.MustCompile(`(?m)^webhooks`), out)
+	out, err = run("--webhook", "--json")
+	require.NoError(t, err, out)
+	require.Regexp(t, regexp.MustCompile(`(?m)^check\s+OK: 200 events processed, none failed, 600 evaluations \(3 per event\)`), out)
+	require.Regexp(t, regexp.MustCompile(`(?m)^webhooks\s+200 of 200 deliveries received, the last \d+\.\d{3} s after the first POST`), out)
+	i = strings.Index(out, "\n{")
+	require.GreaterOrEqual(t, i, 0)
+	var hooked bench.Report
+	require.NoError(t, json.Unmarshal([]byte(out[i+1:]), &hooked))
+	require.NotNil(t, hooked.Webhooks)
+	require.Equal(t, 200, hooked.Webhooks.Received)
+	require.GreaterOrEqual(t, hooked.Webhooks.Requests, 200)
+	require.Positive(t, hooked.Webhooks.DeliveriesPerSecond)
+	require.True(t, hooked.Params.Webhook)
+	require.Zero(t, hooked.Params.OtherRules, "the match-all rules of the runs before were deleted")
+}
+
+// A server that refuses loopback webhook addresses fails a --webhook run as
+// soon as its first attempt does, saying what to set.
+func TestBenchWebhookNeedsPrivateAddresses(t *testing.T) {
+	t.Parallel()
+	url := dbtest.URL(t)
+	vars := baseEnv(url)
+	vars["WRITE_RATE_LIMIT"] = "0"
+	p := start(t, []string{"serve"}, vars)
+	args := []string{"bench", "--url", "http://" + p.addr, "--accounts", "2", "--rules", "0", "--events", "20", "--webhook", "--timeout", "2m"}
+	var out bytes.Buffer
+	began := time.Now()
+	err := app.Run(context.Background(), args, env(map[string]string{"DATABASE_URL": url}), &out, io.Discard)
+	require.ErrorContains(t, err, "WEBHOOK_ALLOW_PRIVATE=true")
+	require.Less(t, time.Since(began), time.Minute, "the run stops without waiting for its timeout")
+	require.Regexp(t, regexp.MustCompile(`(?m)^webhooks\s+0 of 20 deliveries received`), out.String())
 }
 
 func TestBenchRefusesNonLoopbackServers(t *testing.T) {

@@ -75,6 +75,9 @@ type runner struct {
 	pool   *pgxpool.Pool
 	runID  string
 	rep    *Report
+	// hook receives the deliveries of a --webhook run, to endpoint.
+	hook     *receiver
+	endpoint uuid.UUID
 }
 
 // execute does the run. The report is nil only when the run could not start.
@@ -92,7 +95,8 @@ func execute(parent context.Context, o Options) (*Report, error) {
 		Started: time.Now(),
 		Machine: Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version()},
 		Params: Params{
-			URL: o.URL, Accounts: o.Accounts, Rules: o.Rules, RuleActions: o.RuleActions, Events: o.Events,
+			URL: o.URL, Accounts: o.Accounts, Rules: o.Rules, RuleActions: o.RuleActions, MatchAll: o.MatchAll || o.Webhook,
+			Webhook: o.Webhook, Events: o.Events,
 			Concurrency: o.Concurrency, Batch: o.Batch, Rate: o.Rate, TimeoutSeconds: o.Timeout.Seconds(),
 			ServerPID: o.ServerPID, Authenticated: o.Token != "",
 		},
@@ -141,9 +145,29 @@ func execute(parent context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	ruleIDs, err := r.createRules(ctx)
-	defer r.deleteRules(parent, ruleIDs)
+	defer func() { r.deleteRules(parent, ruleIDs) }()
 	if err != nil {
 		return nil, err
+	}
+	if o.MatchAll || o.Webhook {
+		if o.Webhook {
+			if r.hook, err = startReceiver(); err != nil {
+				return nil, err
+			}
+			defer r.hook.stop()
+		}
+		rule, endpoint, err := r.createMatchAllRule(ctx, r.hook)
+		if endpoint != uuid.Nil {
+			r.endpoint = endpoint
+			// Deferred calls run last first: the rule goes before its endpoint.
+			defer r.deleteEndpoint(parent, endpoint)
+		}
+		if rule != uuid.Nil {
+			ruleIDs = append(ruleIDs, rule)
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	expected, err := r.rulesForWon(ctx)
 	if err != nil {
@@ -222,6 +246,7 @@ func (r *runner) runHTTP(ctx, parent context.Context, accounts []uuid.UUID, expe
 		return fmt.Errorf("read the database clock: %w", err)
 	}
 	r.log.Info("posting events", slog.Int("events", r.o.Events), slog.Int("concurrency", r.o.Concurrency), slog.Int("batch", r.o.Batch))
+	firstPost := time.Now()
 	res := r.ingest(ctx, accounts)
 	r.rep.Ingest = res.report()
 	r.rep.Pace.BucketMS, r.rep.Pace.StallSeconds = ms(paceBucket), stallLimit.Seconds()
@@ -243,6 +268,13 @@ func (r *runner) runHTTP(ctx, parent context.Context, accounts []uuid.UUID, expe
 	r.rep.Memory = mem.report()
 	if err != nil {
 		return err
+	}
+
+	var hookErr error
+	if r.hook != nil {
+		var w Webhooks
+		w, hookErr = r.waitDeliveries(ctx, r.hook, r.endpoint, res.accepted, firstPost)
+		r.rep.Webhooks = &w
 	}
 
 	qctx, cancel := context.WithTimeout(parent, 2*time.Minute)
@@ -270,6 +302,11 @@ func (r *runner) runHTTP(ctx, parent context.Context, accounts []uuid.UUID, expe
 	}
 	if res.timedOut {
 		check.Problems = append(check.Problems, fmt.Sprintf("timed out while posting: %d of %d events accepted", res.accepted, r.o.Events))
+	}
+	if hookErr != nil {
+		check.Problems = append(check.Problems, hookErr.Error())
+	} else if w := r.rep.Webhooks; w != nil && w.Received < w.Expected {
+		check.Problems = append(check.Problems, fmt.Sprintf("%d of %d webhook deliveries arrived", w.Received, w.Expected))
 	}
 	if timedOut && e2e.Pending > 0 {
 		check.Problems = append(check.Problems, fmt.Sprintf("timed out after %s with %d events still pending", r.o.Timeout, e2e.Pending))

@@ -106,6 +106,7 @@ func TestValidate(t *testing.T) {
 		"over 100 evaluations per event": func(o *Options) { o.PrefillEvents, o.PrefillEvaluations = 10, 1001 },
 		"unknown backfill mode":          func(o *Options) { o.Backfill = "later" },
 		"backfill without a rule":        func(o *Options) { o.Backfill, o.Rules = "dry_run", 0 },
+		"match-all and webhook":          func(o *Options) { o.MatchAll, o.Webhook = true, true },
 	} {
 		o := valid
 		change(&o)

@@ -29,6 +29,10 @@ type Options struct {
 	Accounts    int
 	Rules       int
 	RuleActions bool
+	// MatchAll adds a rule on won that matches every event, with no action;
+	// Webhook gives it a webhook action to a receiver of the bench's own.
+	MatchAll    bool
+	Webhook     bool
 	Events      int
 	Concurrency int
 	Batch       int     // 0: POST /v1/events; >0: POST /v1/events/batch with this many events
@@ -77,6 +81,8 @@ func (o *Options) Register(fs *flag.FlagSet) {
 	fs.IntVar(&o.Accounts, "accounts", o.Accounts, "accounts to create and spread the events over")
 	fs.IntVar(&o.Rules, "rules", o.Rules, "rules to create on won events, with conditions on payload.amount")
 	fs.BoolVar(&o.RuleActions, "rule-actions", o.RuleActions, "give every rule a set_account_status action (default: rules have no actions)")
+	fs.BoolVar(&o.MatchAll, "match-all", o.MatchAll, "add a rule on won that matches every event, with no action (the reference for --webhook)")
+	fs.BoolVar(&o.Webhook, "webhook", o.Webhook, "add a rule on won that matches every event with a webhook action to a receiver this command serves on 127.0.0.1, answering 204 at once, and wait for every delivery (the server needs WEBHOOK_ALLOW_PRIVATE=true)")
 	fs.IntVar(&o.Events, "events", o.Events, "won events to post (at most 10,000,000)")
 	fs.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "requests in flight at once")
 	fs.IntVar(&o.Batch, "batch", o.Batch, "events per POST /v1/events/batch (up to 1000); 0 posts one event per POST /v1/events")
@@ -122,6 +128,8 @@ func (o *Options) Validate() error {
 		return errors.New("--backfill must be dry_run or apply")
 	case o.Backfill != "" && (o.Rules < 1 || o.Events == 0):
 		return errors.New("--backfill needs --rules of at least 1 and some --events")
+	case o.MatchAll && o.Webhook:
+		return errors.New("--match-all and --webhook each add the match-all rule: give one")
 	case o.ServerPID < 0:
 		return errors.New("--server-pid must be a process id")
 	case o.DatabaseURL == "":

@@ -27,6 +27,7 @@ type Report struct {
 	Prefill   *Prefill       `json:"prefill,omitempty"`
 	Pgbench   *PgbenchScript `json:"pgbench_script,omitempty"`
 	Backfill  *Backfill      `json:"backfill,omitempty"`
+	Webhooks  *Webhooks      `json:"webhooks,omitempty"`
 	Check     Check          `json:"check"`
 	Notes     []string       `json:"notes,omitempty"`
 	Started   time.Time      `json:"started_at"`
@@ -46,7 +47,9 @@ type Params struct {
 	Accounts       int     `json:"accounts"`
 	Rules          int     `json:"rules"`
 	RuleActions    bool    `json:"rule_actions"`
-	OtherRules     int     `json:"other_rules"` // enabled rules on won events that the run did not create
+	MatchAll       bool    `json:"match_all_rule"` // one more rule, matching every event
+	Webhook        bool    `json:"webhook"`        // with a webhook action to the bench's receiver
+	OtherRules     int     `json:"other_rules"`    // enabled rules on won events that the run did not create
 	Events         int     `json:"events"`
 	Concurrency    int     `json:"concurrency"`
 	Batch          int     `json:"batch"`
@@ -230,6 +233,12 @@ func (r *Report) WriteText(w io.Writer) error {
 		actions = "set_account_status action"
 	}
 	line("parameters", "%d accounts, %d rules on won (%s), %d events, concurrency %d", p.Accounts, p.Rules, actions, p.Events, p.Concurrency)
+	switch {
+	case p.Webhook:
+		line("", "and a rule on won matching every event, with a webhook action to a receiver on 127.0.0.1 that answers 204 at once")
+	case p.MatchAll:
+		line("", "and a rule on won matching every event, with no action")
+	}
 	mode := "one event per POST /v1/events"
 	if p.Batch > 0 {
 		mode = fmt.Sprintf("%d events per POST /v1/events/batch", p.Batch)
@@ -259,6 +268,10 @@ func (r *Report) WriteText(w io.Writer) error {
 	e := r.EndToEnd
 	line("end to end", "%d events processed in %.3f s = %.0f events/s (first POST to last processed_at)", e.Processed, e.Seconds, e.EventsPerSecond)
 	line("  received→processed", "%s", latencyText(e.Latency))
+	if w := r.Webhooks; w != nil {
+		line("webhooks", "%d of %d deliveries received, the last %.3f s after the first POST = %.0f deliveries/s (%d requests)",
+			w.Received, w.Expected, w.Seconds, w.DeliveriesPerSecond, w.Requests)
+	}
 	pc := r.Pace
 	line("kept pace", "%.1f%% of the run's events processed when the last POST was answered (%d of %d, %.3f s in)",
 		100*pc.ProcessedAtLastPost, pc.ProcessedEventsAtLastPost, pc.StoredEventsAtLastPost, pc.LastPostSeconds)
