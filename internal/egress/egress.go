@@ -39,8 +39,12 @@ const (
 	tlsHandshakeTimeout   = 5 * time.Second
 	responseHeaderTimeout = 10 * time.Second
 	idleConnTimeout       = 90 * time.Second
-	maxIdleConns          = 100
-	maxIdleConnsPerHost   = 4
+	// A webhook batch sends up to 16 deliveries at once and several batches
+	// run side by side, often to one endpoint: connections kept for fewer
+	// requests than that are closed after each and dialled again (with
+	// 4, three deliveries in four opened a connection of their own).
+	maxIdleConns          = 256
+	maxIdleConnsPerHost   = 64
 	maxResponseHeaderSize = 64 << 10
 )
 

@@ -74,6 +74,57 @@ func TestClientAllowPrivate(t *testing.T) {
 	requireOK(t, resp, err)
 }
 
+// A webhook batch sends up to 16 deliveries at once, often to one endpoint:
+// the connections of one batch stay open for the next, rather than all but a
+// few being closed and dialled again.
+func TestClientKeepsConnectionsForConcurrentRequests(t *testing.T) {
+	t.Parallel()
+	const n = 16
+	var opened atomic.Int32
+	arrived := make(chan struct{}, n)
+	release := make(chan struct{})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		arrived <- struct{}{}
+		<-release
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		if state == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	client := egress.NewClient(egress.Options{AllowPrivate: true})
+
+	round := func() {
+		errs := make(chan error, n)
+		for range n {
+			go func() {
+				resp, err := client.Get(srv.URL)
+				if err == nil {
+					_, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				errs <- err
+			}()
+		}
+		for range n {
+			<-arrived // every request is in flight at once
+		}
+		for range n {
+			release <- struct{}{}
+		}
+		for range n {
+			require.NoError(t, <-errs)
+		}
+	}
+	round()
+	require.EqualValues(t, n, opened.Load())
+	round()
+	require.EqualValues(t, n, opened.Load(), "the second round reuses the first's connections")
+}
+
 func TestClientAllowCIDRs(t *testing.T) {
 	t.Parallel()
 	srv := okServer(t)
