@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -87,15 +88,21 @@ type Recorded struct {
 // attempts at the same endpoints lock them in the same order.
 func RecordMany(ctx context.Context, tx pgx.Tx, attempts []Attempted) ([]Recorded, error) {
 	recorded := make([]Recorded, len(attempts))
-	b := &pgx.Batch{}
+	rows := attemptRows{}
 	streaks := make([]streak, 0, len(attempts))
 	for i, a := range attempts {
 		var s streak
-		recorded[i], s = queueAttempt(b, a)
+		recorded[i], s = rows.add(a)
 		streaks = append(streaks, s)
 	}
+	b := &pgx.Batch{}
+	rows.queue(b)
 	slices.SortStableFunc(streaks, func(a, b streak) int { return bytes.Compare(a.endpointID[:], b.endpointID[:]) })
-	for _, s := range streaks {
+	for i, s := range streaks {
+		// Resetting a streak twice in a row is resetting it once.
+		if i > 0 && s.succeeded && streaks[i-1].succeeded && s.endpointID == streaks[i-1].endpointID {
+			continue
+		}
 		s.queue(b)
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
@@ -125,12 +132,24 @@ func (s streak) queue(b *pgx.Batch) {
 		WHERE id = $1`, s.endpointID, s.disabled, DisableAfterFailures, DisabledFailures)
 }
 
-// queueAttempt queues the statements that record one attempt at its
-// delivery, and says what it decided and what it does to the endpoint.
-func queueAttempt(b *pgx.Batch, a Attempted) (Recorded, streak) {
+// attemptRows are the attempts RecordMany records, a column each: one
+// statement stores every attempt and counts it on its delivery.
+type attemptRows struct {
+	ids, deliveries []uuid.UUID
+	started         []time.Time
+	durations       []int32
+	statuses        []*int32
+	bodies, errs    []*string
+	outcomes        []string
+	next            []*time.Time
+}
+
+// add takes one attempt at its delivery, and says what it decided and what
+// it does to the endpoint.
+func (r *attemptRows) add(a Attempted) (Recorded, streak) {
 	d, res := a.Out.Delivery, a.Result
 	var (
-		status  *int
+		status  *int32
 		body    *string
 		errText *string
 		outcome = OutcomeRetried
@@ -138,8 +157,8 @@ func queueAttempt(b *pgx.Batch, a Attempted) (Recorded, streak) {
 		s       = streak{endpointID: a.Out.Endpoint.ID}
 	)
 	if res.Status != 0 {
-		status = &res.Status
-		body = &res.Snippet
+		code := int32(res.Status) //nolint:gosec // an HTTP status code
+		status, body = &code, &res.Snippet
 	}
 	switch {
 	case res.OK():
@@ -157,22 +176,44 @@ func queueAttempt(b *pgx.Batch, a Attempted) (Recorded, streak) {
 			next = time.Now().Add(RetryWait(a.Attempt, res.RetryAfter)).UTC()
 		}
 	}
-	// The attempt before the delivery: the attempt's number is read before
-	// the delivery counts it.
-	b.Queue(`
-		INSERT INTO webhook_attempts (id, delivery_id, attempt, started_at, duration_ms, response_status, response_body, error)
-		VALUES ($1, $2, (SELECT attempts + 1 FROM webhook_deliveries WHERE id = $2), $3, $4, $5, $6, $7)`,
-		uuid.Must(uuid.NewV7()), d.ID, res.StartedAt, int(res.Duration.Milliseconds()), status, body, errText)
 	var nextAt *time.Time
 	if outcome == OutcomeRetried {
 		nextAt = &next
 	}
-	b.Queue(`
-		UPDATE webhook_deliveries SET attempts = attempts + 1, status = $2, next_attempt_at = $3,
-			last_status = $4, last_error = $5,
-			finished_at = CASE WHEN $2 = $6 THEN NULL ELSE clock_timestamp() END
-		WHERE id = $1`, d.ID, outcome.status(), nextAt, status, errText, StatusPending)
+	r.ids = append(r.ids, uuid.Must(uuid.NewV7()))
+	r.deliveries = append(r.deliveries, d.ID)
+	r.started = append(r.started, res.StartedAt)
+	r.durations = append(r.durations, int32(min(res.Duration.Milliseconds(), math.MaxInt32))) //nolint:gosec // bounded
+	r.statuses = append(r.statuses, status)
+	r.bodies = append(r.bodies, body)
+	r.errs = append(r.errs, errText)
+	r.outcomes = append(r.outcomes, outcome.status())
+	r.next = append(r.next, nextAt)
 	return Recorded{Outcome: outcome, NextAttemptAt: next}, s
+}
+
+// queue adds to b the statement that stores the attempts and counts each on
+// its delivery. Its parts see the deliveries as they were before it, so an
+// attempt's number is the delivery's count of attempts before it plus one.
+func (r *attemptRows) queue(b *pgx.Batch) {
+	if len(r.ids) == 0 {
+		return
+	}
+	b.Queue(`
+		WITH a AS (
+			SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::int[], $5::int[], $6::text[], $7::text[],
+				$8::text[], $9::timestamptz[])
+				AS a(id, delivery_id, started_at, duration_ms, response_status, response_body, error, status, next_attempt_at)
+		), stored AS (
+			INSERT INTO webhook_attempts (id, delivery_id, attempt, started_at, duration_ms, response_status, response_body, error)
+			SELECT a.id, a.delivery_id, d.attempts + 1, a.started_at, a.duration_ms, a.response_status, a.response_body, a.error
+			FROM a JOIN webhook_deliveries d ON d.id = a.delivery_id
+		)
+		UPDATE webhook_deliveries d SET attempts = d.attempts + 1, status = a.status, next_attempt_at = a.next_attempt_at,
+			last_status = a.response_status, last_error = a.error,
+			finished_at = CASE WHEN a.status = $10 THEN NULL ELSE clock_timestamp() END
+		FROM a WHERE d.id = a.delivery_id`,
+		r.ids, r.deliveries, r.started, r.durations, r.statuses, r.bodies, r.errs, r.outcomes, r.next, StatusPending)
 }
 
 // Abandon marks pending deliveries failed without an attempt, for an
