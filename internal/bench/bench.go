@@ -273,7 +273,7 @@ func (r *runner) runHTTP(ctx, parent context.Context, accounts []uuid.UUID, expe
 	var hookErr error
 	if r.hook != nil {
 		var w Webhooks
-		w, hookErr = r.waitDeliveries(ctx, r.hook, r.endpoint, res.accepted, firstPost)
+		w, hookErr = r.waitDeliveries(ctx, res.accepted, firstPost)
 		r.rep.Webhooks = &w
 	}
 

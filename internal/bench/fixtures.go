@@ -71,22 +71,31 @@ func (r *runner) createRules(ctx context.Context) ([]uuid.UUID, error) {
 		if r.o.RuleActions {
 			actions = append(actions, map[string]any{"type": "set_account_status", "status": "vip"})
 		}
-		in := map[string]any{
-			"name":        fmt.Sprintf("bench-%s-%d", r.runID, i),
-			"description": "ctrader bench run " + r.runID,
-			"event_types": []string{"won"},
-			"condition":   fmt.Sprintf("event.payload.amount > %d", threshold),
-			"actions":     actions,
-		}
-		var out struct {
-			ID uuid.UUID `json:"id"`
-		}
-		if err := r.call(ctx, http.MethodPost, "/v1/rules", in, &out); err != nil {
+		id, err := r.createRule(ctx, fmt.Sprintf("bench-%s-%d", r.runID, i), fmt.Sprintf("event.payload.amount > %d", threshold), actions)
+		if err != nil {
 			return ids, fmt.Errorf("create rules: %w", err)
 		}
-		ids = append(ids, out.ID)
+		ids = append(ids, id)
 	}
 	return ids, nil
+}
+
+// createRule creates one of the run's rules on won events.
+func (r *runner) createRule(ctx context.Context, name, condition string, actions []map[string]any) (uuid.UUID, error) {
+	in := map[string]any{
+		"name":        name,
+		"description": "ctrader bench run " + r.runID,
+		"event_types": []string{"won"},
+		"condition":   condition,
+		"actions":     actions,
+	}
+	var out struct {
+		ID uuid.UUID `json:"id"`
+	}
+	if err := r.call(ctx, http.MethodPost, "/v1/rules", in, &out); err != nil {
+		return uuid.Nil, err
+	}
+	return out.ID, nil
 }
 
 // rulesForWon counts the enabled rules a won event is evaluated against, as

@@ -91,20 +91,11 @@ func (r *runner) createMatchAllRule(ctx context.Context, rc *receiver) (rule, en
 		endpoint = ep.ID
 		actions = append(actions, map[string]any{"type": "webhook", "endpoint_id": ep.ID})
 	}
-	in := map[string]any{
-		"name":        fmt.Sprintf("bench-%s-all", r.runID),
-		"description": "ctrader bench run " + r.runID,
-		"event_types": []string{"won"},
-		"condition":   "true",
-		"actions":     actions,
-	}
-	var out struct {
-		ID uuid.UUID `json:"id"`
-	}
-	if err := r.call(ctx, http.MethodPost, "/v1/rules", in, &out); err != nil {
+	rule, err = r.createRule(ctx, fmt.Sprintf("bench-%s-all", r.runID), "true", actions)
+	if err != nil {
 		return uuid.Nil, endpoint, fmt.Errorf("create the match-all rule: %w", err)
 	}
-	return out.ID, endpoint, nil
+	return rule, endpoint, nil
 }
 
 // deleteEndpoint deletes the run's webhook endpoint, after its rule.
@@ -121,11 +112,12 @@ func (r *runner) deleteEndpoint(parent context.Context, id uuid.UUID) {
 var errLoopbackRefused = errors.New("webhook deliveries are attempted but none reaches the bench's receiver on 127.0.0.1: " +
 	"start the server with WEBHOOK_ALLOW_PRIVATE=true")
 
-// waitDeliveries waits until the receiver has seen want deliveries or ctx
-// ends, and reports them from start, the first POST. While none has
+// waitDeliveries waits until the run's receiver has seen want deliveries or
+// ctx ends, and reports them from start, the first POST. While none has
 // arrived it also reads the endpoint's deliveries, to stop at once when the
 // server refuses the receiver's address.
-func (r *runner) waitDeliveries(ctx context.Context, rc *receiver, endpoint uuid.UUID, want int, start time.Time) (Webhooks, error) {
+func (r *runner) waitDeliveries(ctx context.Context, want int, start time.Time) (Webhooks, error) {
+	rc := r.hook
 	if received, _, _ := rc.counts(); received < want {
 		r.log.Info("waiting for webhook deliveries", slog.Int("left", want-received))
 	}
@@ -136,7 +128,7 @@ func (r *runner) waitDeliveries(ctx context.Context, rc *receiver, endpoint uuid
 		}
 		var attempted bool
 		if err := r.pool.QueryRow(ctx, `SELECT EXISTS (SELECT FROM webhook_deliveries WHERE endpoint_id = $1 AND attempts > 0)`,
-			endpoint).Scan(&attempted); err != nil {
+			r.endpoint).Scan(&attempted); err != nil {
 			return false, fmt.Errorf("read webhook deliveries: %w", err)
 		}
 		if attempted {
