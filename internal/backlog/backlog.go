@@ -17,17 +17,22 @@ import (
 // DefaultInterval is how often a Watcher samples the lag.
 const DefaultInterval = 250 * time.Millisecond
 
-// lagSQL is the age of the oldest events job not yet done: due and waiting
-// to be fetched (available, or scheduled or retryable and due, which River
-// makes available shortly), or fetched and not finished (running, a few per
-// worker). Each probe is one step of the index River fetches with. It reads
-// River's table, as the queue depth metric does.
+// lagSQL is the age of the oldest events job not yet done, over the queues
+// named by $1: due and waiting to be fetched (available, or scheduled or
+// retryable and due, which River makes available shortly), or fetched and
+// not finished (running, a few per worker). Each probe is one step of the
+// index River fetches with, per queue. It reads River's table, as the queue
+// depth metric does.
 const lagSQL = `
-SELECT coalesce(extract(epoch FROM now() - least(
-	(SELECT min(scheduled_at) FROM river_job WHERE state = 'available' AND queue = $1 AND priority = 1),
-	(SELECT min(scheduled_at) FROM river_job WHERE state = 'scheduled' AND queue = $1 AND priority = 1 AND scheduled_at <= now()),
-	(SELECT min(scheduled_at) FROM river_job WHERE state = 'retryable' AND queue = $1 AND priority = 1 AND scheduled_at <= now()),
-	(SELECT min(created_at) FROM river_job WHERE state = 'running' AND queue = $1))), 0)::float8`
+SELECT coalesce(max(extract(epoch FROM now() - least(
+	(SELECT min(scheduled_at) FROM river_job WHERE state = 'available' AND queue = q.name AND priority = 1),
+	(SELECT min(scheduled_at) FROM river_job WHERE state = 'scheduled' AND queue = q.name AND priority = 1 AND scheduled_at <= now()),
+	(SELECT min(scheduled_at) FROM river_job WHERE state = 'retryable' AND queue = q.name AND priority = 1 AND scheduled_at <= now()),
+	(SELECT min(created_at) FROM river_job WHERE state = 'running' AND queue = q.name)))), 0)::float8
+FROM unnest($1::text[]) AS q(name)`
+
+// eventQueues are the queues whose jobs process events.
+var eventQueues = []string{queue.Events, queue.EventsBurst}
 
 // Watcher knows the current processing lag of events. Its zero value reads
 // no lag.
@@ -59,7 +64,7 @@ func (w *Watcher) Lag() time.Duration {
 // Sample reads the lag now.
 func (w *Watcher) Sample(ctx context.Context) error {
 	var secs float64
-	if err := w.pool.QueryRow(ctx, lagSQL, queue.Events).Scan(&secs); err != nil {
+	if err := w.pool.QueryRow(ctx, lagSQL, eventQueues).Scan(&secs); err != nil {
 		return err
 	}
 	w.lag.Store(int64(max(secs, 0) * float64(time.Second)))

@@ -17,31 +17,34 @@ import (
 
 // Config is everything a ctrader process needs to know at start.
 type Config struct {
-	DatabaseURL         string
-	DatabaseMaxConns    int32
-	LogLevel            slog.Level
-	LogFormat           string // auto, text or json
-	HTTPAddr            string
-	HealthAddr          string
-	WorkerConcurrency   int
-	Migrate             bool
-	ShutdownTimeout     time.Duration
-	JobTimeout          time.Duration
-	JobRescueAfter      time.Duration
-	HeartbeatInterval   time.Duration
-	ProcessDeadAfter    time.Duration
-	QueueConcurrency    map[string]int
-	BackfillWorkers     int
-	FetchCooldown       time.Duration
-	FetchPollInterval   time.Duration
-	MaxEventDepth       int
-	MaxCascadeEvents    int
-	WebhookTimeout      time.Duration
-	WebhookAllowPrivate bool
-	WebhookAllowedCIDRs []netip.Prefix
-	WebhookSecretKey    string
-	WebhookSecretGrace  time.Duration
-	RulesEvalInterval   time.Duration
+	DatabaseURL       string
+	DatabaseMaxConns  int32
+	LogLevel          slog.Level
+	LogFormat         string // auto, text or json
+	HTTPAddr          string
+	HealthAddr        string
+	WorkerConcurrency int
+	Migrate           bool
+	ShutdownTimeout   time.Duration
+	JobTimeout        time.Duration
+	JobRescueAfter    time.Duration
+	HeartbeatInterval time.Duration
+	ProcessDeadAfter  time.Duration
+	QueueConcurrency  map[string]int
+	BackfillWorkers   int
+	FetchCooldown     time.Duration
+	FetchPollInterval time.Duration
+	// EventsBurstRate and EventsBurstFetchCooldown: see queue.EventsBurst.
+	EventsBurstRate          float64
+	EventsBurstFetchCooldown time.Duration
+	MaxEventDepth            int
+	MaxCascadeEvents         int
+	WebhookTimeout           time.Duration
+	WebhookAllowPrivate      bool
+	WebhookAllowedCIDRs      []netip.Prefix
+	WebhookSecretKey         string
+	WebhookSecretGrace       time.Duration
+	RulesEvalInterval        time.Duration
 
 	AuthHS256Secret string
 	AuthJWKSURL     string

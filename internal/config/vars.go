@@ -104,6 +104,19 @@ func Vars() []Var {
 		{Env: "FETCH_POLL_INTERVAL", Flag: "fetch-poll-interval", Default: "1s", Group: Server,
 			Usage: "how often queues are polled for jobs when no insert notification arrives",
 			set:   durationSetter(func(c *Config) *time.Duration { return &c.FetchPollInterval })},
+		{Env: "EVENTS_BURST_RATE", Flag: "events-burst-rate", Default: "400", Group: Server,
+			Usage: "events a second above which this process puts the jobs of the events it ingests on the events_burst queue, fetched every EVENTS_BURST_FETCH_COOLDOWN (fewer, larger fetches while a burst lasts); 0 never",
+			set: func(c *Config, v string) error {
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil || f < 0 || f > 1e9 {
+					return errors.New("must be a number of events per second, 0 or more")
+				}
+				c.EventsBurstRate = f
+				return nil
+			}},
+		{Env: "EVENTS_BURST_FETCH_COOLDOWN", Flag: "events-burst-fetch-cooldown", Default: "100ms", Group: Server,
+			Usage: "least time between two fetches of the events_burst queue",
+			set:   durationSetter(func(c *Config) *time.Duration { return &c.EventsBurstFetchCooldown })},
 		{Env: "MAX_EVENT_DEPTH", Flag: "max-event-depth", Default: "8", Group: Server,
 			Usage: "longest chain of follow-up events; events at this depth are evaluated but emit nothing",
 			set: func(c *Config, v string) error {

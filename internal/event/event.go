@@ -158,13 +158,33 @@ type Service struct {
 	jobs  jobs.Inserter
 	now   func() time.Time
 	group *committer
+	burst *burstRouter
+}
+
+// Option configures a Service.
+type Option func(*Service)
+
+// BurstRate sends the jobs of the events this Service ingests to
+// queue.EventsBurst while it ingests more than perSecond events a second
+// (see burstRouter); 0, the default, never.
+func BurstRate(perSecond float64) Option {
+	return func(s *Service) { s.burst = &burstRouter{rate: perSecond} }
 }
 
 // NewService returns a Service writing to pool and enqueuing through inserter.
-func NewService(pool *pgxpool.Pool, inserter jobs.Inserter) *Service {
+func NewService(pool *pgxpool.Pool, inserter jobs.Inserter, opts ...Option) *Service {
 	s := &Service{pool: pool, jobs: inserter, now: Now}
 	s.group = &committer{s: s, max: jobs.EventsPerJob, leaders: GroupLeaders}
+	for _, o := range opts {
+		o(s)
+	}
 	return s
+}
+
+// insert stores events ingested by s and their jobs in tx, on the queue the
+// ingest rate calls for.
+func (s *Service) insert(ctx context.Context, tx pgx.Tx, events []*Event) error {
+	return insert(ctx, tx, s.jobs, events, s.burst.queue(time.Now(), len(events)))
 }
 
 // GroupLeaders is how many groups of single events one process commits at
@@ -226,7 +246,7 @@ func (s *Service) ingestTx(ctx context.Context, inputs []Input, events []*Event,
 				return err
 			}
 		}
-		if err := Insert(ctx, tx, s.jobs, events); err != nil {
+		if err := s.insert(ctx, tx, events); err != nil {
 			if len(inputs) == 1 && isAccountFK(err) {
 				return unknownAccount(inputs[0], location(0))
 			}

@@ -172,7 +172,7 @@ func (s *Service) commitGroup(ctx context.Context, group []*single) []groupResul
 		if len(events) == 0 {
 			return nil
 		}
-		if err := Insert(ctx, tx, s.jobs, events); err != nil {
+		if err := s.insert(ctx, tx, events); err != nil {
 			return err
 		}
 		return idempotency.CompleteMany(ctx, tx, done, responses)

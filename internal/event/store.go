@@ -16,6 +16,7 @@ import (
 	"github.com/ctrader/ctrader/internal/jobs"
 	"github.com/ctrader/ctrader/internal/page"
 	"github.com/ctrader/ctrader/internal/partition"
+	"github.com/ctrader/ctrader/internal/queue"
 )
 
 const columns = `id, account_id, type, payload, occurred_at, received_at, status, processed_at, failure_reason, causation_id, depth`
@@ -35,6 +36,11 @@ func scan(row pgx.Row) (*Event, error) {
 // from arrays, a round trip; more are copied in bulk, which costs a round
 // trip more to describe the table but less to encode.
 func Insert(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, events []*Event) error {
+	return insert(ctx, tx, inserter, events, queue.Events)
+}
+
+// insert is Insert with the jobs on queue q.
+func insert(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, events []*Event, q string) error {
 	if len(events) <= copyThreshold {
 		if err := insertArrays(ctx, tx, events); err != nil {
 			return err
@@ -53,7 +59,7 @@ func Insert(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, events []*Ev
 	chunks := Chunks(events)
 	params := make([]river.InsertManyParams, len(chunks))
 	for i, ids := range chunks {
-		params[i] = river.InsertManyParams{Args: jobs.EventsProcess{EventIDs: ids}}
+		params[i] = river.InsertManyParams{Args: jobs.EventsProcess{EventIDs: ids}, InsertOpts: &river.InsertOpts{Queue: q}}
 	}
 	// One INSERT from arrays, where the COPY-based insert would take a
 	// round trip more; a batch of 1,000 events has ten jobs.

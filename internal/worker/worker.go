@@ -43,6 +43,9 @@ type Options struct {
 	// notification arrives.
 	FetchCooldown     time.Duration
 	FetchPollInterval time.Duration
+	// BurstFetchCooldown is the fetch cooldown of queue.EventsBurst; zero
+	// is FetchCooldown.
+	BurstFetchCooldown time.Duration
 	// JobTimeout bounds a single job's run.
 	JobTimeout time.Duration
 	// RescueAfter is how long a job may sit in running before it is
@@ -88,6 +91,10 @@ func riverRetention(d time.Duration) time.Duration {
 	}
 	return d
 }
+
+// BurstWorkersPerEventsWorker is how many workers queue.EventsBurst has for
+// each of queue.Events.
+const BurstWorkersPerEventsWorker = 4
 
 // SchedulePageSize is how many accounts one scheduled evaluation job covers.
 const SchedulePageSize = 1000
@@ -143,10 +150,23 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, opts Options) (*river.Cl
 			if c, ok := opts.QueueConcurrency[q]; ok {
 				n = c
 			}
-			if q == queue.Backfill {
-				n = max(opts.BackfillWorkers, 1)
+			qc := river.QueueConfig{MaxWorkers: n}
+			switch q {
+			case queue.Backfill:
+				qc.MaxWorkers = max(opts.BackfillWorkers, 1)
+			case queue.EventsBurst:
+				if c, ok := opts.QueueConcurrency[queue.Events]; ok {
+					n = c
+				}
+				// A fetch brings at most MaxWorkers jobs, and a burst's jobs
+				// may hold one event each: with more workers than the events
+				// queue, its longer cooldown caps no rate that the shared
+				// transactions could keep up with. A job waiting to join
+				// one holds no connection.
+				qc.MaxWorkers = BurstWorkersPerEventsWorker * n
+				qc.FetchCooldown = opts.BurstFetchCooldown
 			}
-			cfg.Queues[q] = river.QueueConfig{MaxWorkers: n}
+			cfg.Queues[q] = qc
 		}
 		cfg.FetchCooldown = opts.FetchCooldown
 		cfg.FetchPollInterval = opts.FetchPollInterval
