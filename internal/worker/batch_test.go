@@ -119,6 +119,48 @@ func TestEventsWorkerBatchFailsWholeAndRetriesAlone(t *testing.T) {
 	require.Equal(t, event.StatusPending, getEvent(t, b, poison.ID).Status)
 }
 
+// A batch's jobs are completed together, in the transaction of its effects:
+// when completion fails, no event of the batch is processed and no job is
+// completed; once it can succeed, every job is completed, by one statement.
+func TestEventsWorkerBatchCompletesItsJobsWithItsEffects(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := rivertest.WorkContext(context.Background(), b.client)
+	a := activeAccount(t, b, "John Doe")
+	createRule(t, b, rule.Input{Name: "any ping", EventTypes: []string{"ping"}, Condition: `true`})
+	var all []*event.Event
+	var batch []*river.Job[jobs.EventsProcess]
+	for i := range 3 {
+		ev := ingest(t, b, a.ID, "ping", map[string]any{"n": i})
+		all = append(all, ev)
+		batch = append(batch, runningEventJob(t, b, ev.ID))
+	}
+	w := worker.NewBatchingEventsWorker(b.pool, b.engine, 1)
+
+	drop := refuseCompletion(t, b)
+	require.ErrorContains(t, w.RunBatch(ctx, batch), "refused by test")
+	for i, ev := range all {
+		require.Equal(t, event.StatusPending, getEvent(t, b, ev.ID).Status, "no effect without completion")
+		require.Empty(t, evaluationsOf(t, b, ev.ID))
+		requireJobState(t, b, batch[i].ID, rivertype.JobStateRunning)
+	}
+
+	drop()
+	_, err := b.pool.Exec(ctx, `
+		CREATE TABLE completions (n int);
+		CREATE FUNCTION count_completions() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN INSERT INTO completions VALUES (1); RETURN NULL; END $$;
+		CREATE TRIGGER count_completions AFTER UPDATE ON river_job FOR EACH STATEMENT EXECUTE FUNCTION count_completions();`)
+	require.NoError(t, err)
+	require.NoError(t, w.RunBatch(ctx, batch))
+	for i, ev := range all {
+		require.Equal(t, event.StatusProcessed, getEvent(t, b, ev.ID).Status)
+		require.Len(t, evaluationsOf(t, b, ev.ID), 1)
+		requireJobState(t, b, batch[i].ID, rivertype.JobStateCompleted)
+	}
+	require.Equal(t, 1, countRows(t, b, `SELECT count(*) FROM completions`), "one statement completes the batch")
+}
+
 // A batch whose events are all gone cancels its jobs.
 func TestEventsWorkerBatchWithoutEventsIsCancelled(t *testing.T) {
 	t.Parallel()
