@@ -24,8 +24,14 @@ func registerTypes(m *pgtype.Map) {
 }
 
 func tryWrapUUIDEncodePlan(value any) (pgtype.WrappedEncodePlanNextSetter, any, bool) {
-	if _, ok := value.(uuid.UUID); ok {
+	switch value.(type) {
+	case uuid.UUID:
 		return &uuidEncodePlan{}, [16]byte{}, true
+	case *uuid.UUID:
+		// pgx does not look behind a pointer that is a driver.Valuer
+		// itself, as *uuid.UUID is: a nullable uuid (and every element of
+		// a []*uuid.UUID) would take the string round trip.
+		return &uuidPointerEncodePlan{}, [16]byte{}, true
 	}
 	return nil, nil, false
 }
@@ -36,4 +42,17 @@ func (p *uuidEncodePlan) SetNext(next pgtype.EncodePlan) { p.next = next }
 
 func (p *uuidEncodePlan) Encode(value any, buf []byte) ([]byte, error) {
 	return p.next.Encode([16]byte(value.(uuid.UUID)), buf)
+}
+
+type uuidPointerEncodePlan struct{ next pgtype.EncodePlan }
+
+func (p *uuidPointerEncodePlan) SetNext(next pgtype.EncodePlan) { p.next = next }
+
+// Encode writes NULL for a nil pointer (a nil buffer, in pgx's terms).
+func (p *uuidPointerEncodePlan) Encode(value any, buf []byte) ([]byte, error) {
+	id := value.(*uuid.UUID)
+	if id == nil {
+		return nil, nil
+	}
+	return p.next.Encode([16]byte(*id), buf)
 }

@@ -57,6 +57,27 @@ func BenchmarkUUIDArrayEncoding(b *testing.B) {
 	}
 }
 
+// BenchmarkNullableUUIDArrayEncoding measures sending a thousand uuids, one
+// in ten NULL, as one array parameter, as the writes of evaluations' and
+// events' nullable references do.
+func BenchmarkNullableUUIDArrayEncoding(b *testing.B) {
+	pool := dbtest.Pool(b, dbtest.EmptyURL(b))
+	ctx := context.Background()
+	ids := make([]*uuid.UUID, 1000)
+	for i := range ids {
+		if i%10 != 0 {
+			id := uuid.New()
+			ids[i] = &id
+		}
+	}
+	for b.Loop() {
+		var n int
+		if err := pool.QueryRow(ctx, `SELECT cardinality($1::uuid[])`, ids).Scan(&n); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // JSON numbers are read back with every digit, as json.Number.
 func TestJSONNumbersAreExact(t *testing.T) {
 	t.Parallel()
