@@ -154,9 +154,11 @@ func (w *WebhookBatchWorker) Work(ctx context.Context, job *river.Job[jobs.Webho
 	wg.Wait()
 
 	// The attempts are recorded even when the job's context ended during them.
+	// Its statements run once per batch, each by key: with generic plans
+	// River's completion is not planned again for every batch.
 	recordCtx := context.WithoutCancel(ctx)
 	var recorded []webhook.Recorded
-	err = db.InTx(recordCtx, w.pool, func(tx pgx.Tx) error {
+	err = db.InTxGenericPlans(recordCtx, w.pool, func(tx pgx.Tx) error {
 		if len(abandon) > 0 {
 			if err := webhook.Abandon(recordCtx, tx, "the endpoint is disabled or deleted", abandon...); err != nil {
 				return err
