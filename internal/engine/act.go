@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -15,30 +16,53 @@ import (
 	"github.com/ctrader/ctrader/internal/webhook"
 )
 
-// store writes evaluations in one statement and carries out the actions of
-// the matched ones that were not already recorded, in order.
+// store carries out the actions of the matched evaluations in batch that
+// were not already recorded, in order, then writes every evaluation of batch,
+// with its actions, in one statement. Storing an acting evaluation is what
+// makes its actions count once: if another transaction stored it meanwhile,
+// store fails with evaluation.ErrRecordedMeanwhile and the caller's
+// transaction, actions and all, must roll back.
 func (e *Engine) store(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, batch []*pending) error {
 	if len(batch) == 0 {
 		return nil
+	}
+	var acting []*pending
+	for _, p := range batch {
+		if p.acts() {
+			acting = append(acting, p)
+		}
+	}
+	recorded, err := evaluation.Recorded(ctx, tx, evalsOf(acting))
+	if err != nil {
+		return err
+	}
+	acting = slices.DeleteFunc(acting, func(p *pending) bool { return recorded[p.eval.ID] })
+	if len(acting) > 0 {
+		if err := e.actAll(ctx, tx, inserter, acting); err != nil {
+			return err
+		}
 	}
 	stored, err := evaluation.InsertNew(ctx, tx, evalsOf(batch))
 	if err != nil {
 		return err
 	}
-	var acting []*pending
-	var endpoints []uuid.UUID
-	for _, p := range batch {
-		if !p.acts() || !stored[p.eval.ID] {
-			continue
+	for _, p := range acting {
+		if !stored[p.eval.ID] {
+			return fmt.Errorf("evaluation %s: %w", p.eval.ID, evaluation.ErrRecordedMeanwhile)
 		}
-		acting = append(acting, p)
+	}
+	return nil
+}
+
+// actAll carries out the actions of acting, in order: webhook deliveries
+// are checked, then stored, all at once.
+func (e *Engine) actAll(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, acting []*pending) error {
+	var endpoints []uuid.UUID
+	for _, p := range acting {
 		endpoints = append(endpoints, endpointsOf(p.subject.rule.Actions)...)
 	}
-	if len(acting) == 0 {
-		return nil
-	}
-	// Webhook deliveries are checked, then stored, all at once.
 	fx := &txEffects{tx: tx, inserter: inserter, maxCascade: e.maxCascade}
+	var err error
 	if fx.endpoints, err = webhook.DeliverableAmong(ctx, tx, endpoints); err != nil {
 		return err
 	}
@@ -47,10 +71,7 @@ func (e *Engine) store(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, b
 			return err
 		}
 	}
-	if err := webhook.EnqueueMany(ctx, tx, inserter, fx.deliveries); err != nil {
-		return err
-	}
-	return evaluation.SetActionsOf(ctx, tx, evalsOf(acting))
+	return webhook.EnqueueMany(ctx, tx, inserter, fx.deliveries)
 }
 
 // effects are what actions do outside the evaluation. The live path has them

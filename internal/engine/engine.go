@@ -204,7 +204,9 @@ func (e *Engine) ProcessEvents(ctx context.Context, tx pgx.Tx, inserter jobs.Ins
 		processed[i] = ev.ID
 	}
 	writes := &pgx.Batch{}
-	evaluation.BatchInsert(writes, evalsOf(batch))
+	if err := evaluation.BatchInsert(writes, evalsOf(batch)); err != nil {
+		return err
+	}
 	account.BatchAddWon(writes, wonAccounts, wonAmounts)
 	event.BatchMarkProcessed(writes, processed)
 	if err := tx.SendBatch(ctx, writes).Close(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -407,4 +408,87 @@ func TestEvaluationIDsMakeEvaluationOnce(t *testing.T) {
 	at, ok := evaluation.RunTime(args.RunID)
 	require.True(t, ok)
 	require.Equal(t, partition.Bound(at), partition.Bound(partition.TimeOf(evaluation.RunID(args.RunID, s.ID, s.Version, a.ID))))
+}
+
+// An evaluation that acts is stored once, with its actions: no second
+// statement rewrites it.
+func TestActingEvaluationsAreStoredWithTheirActions(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	a := b.activeAccount(t)
+	b.createRule(t, rule.Input{Name: "echo", EventTypes: []string{"ping"}, Condition: `true`,
+		Actions: []rule.Action{{Type: rule.ActionEmitEvent, EventType: "pong", Payload: map[string]any{}}}})
+	b.createRule(t, rule.Input{Name: "quiet", EventTypes: []string{"ping"}, Condition: `false`,
+		Actions: []rule.Action{{Type: rule.ActionEmitEvent, EventType: "never", Payload: map[string]any{}}}})
+	_, err := b.pool.Exec(ctx, `
+		CREATE TABLE evaluation_updates (n int);
+		CREATE FUNCTION count_evaluation_updates() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN INSERT INTO evaluation_updates VALUES (1); RETURN NULL; END $$;
+		CREATE TRIGGER count_evaluation_updates AFTER UPDATE ON evaluations
+			FOR EACH STATEMENT EXECUTE FUNCTION count_evaluation_updates();`)
+	require.NoError(t, err)
+	ev := b.ingest(t, a.ID, "ping", map[string]any{})
+
+	b.process(t, ev.ID)
+
+	evals := b.evaluations(t, ev.ID)
+	require.Len(t, evals, 2)
+	for _, e := range evals {
+		if !e.Matched {
+			require.Empty(t, e.Actions)
+			continue
+		}
+		require.Len(t, e.Actions, 1)
+		require.Equal(t, rule.ActionEmitEvent, e.Actions[0].Type)
+		require.NotNil(t, e.Actions[0].EventID, "names the follow-up")
+	}
+	var updates int
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM evaluation_updates`).Scan(&updates))
+	require.Zero(t, updates)
+}
+
+// Two transactions that evaluate the same run at once act once between
+// them: the second either finds the evaluation recorded, or fails to store
+// it with ErrRecordedMeanwhile and rolls its actions back.
+func TestAnEvaluationRecordedMeanwhileRollsTheActionsBack(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	a := b.activeAccount(t)
+	s := b.createRule(t, rule.Input{Name: "tick", Scheduled: true, Condition: `true`,
+		Actions: []rule.Action{{Type: rule.ActionEmitEvent, EventType: "tock", Payload: map[string]any{}}}})
+	args := jobs.EvaluateAccounts{Trigger: evaluation.TriggerManual, RunID: "manual:" + uuid.NewString(),
+		RuleIDs: []uuid.UUID{s.ID}, AccountID: a.ID}
+
+	first, err := b.pool.Begin(ctx)
+	require.NoError(t, err)
+	defer first.Rollback(ctx) //nolint:errcheck // committed below
+	_, err = b.engine.EvaluateAccounts(ctx, first, b.client, args)
+	require.NoError(t, err)
+
+	second := make(chan error, 1)
+	go func() {
+		second <- db.InTx(ctx, b.pool, func(tx pgx.Tx) error {
+			_, err := b.engine.EvaluateAccounts(ctx, tx, b.client, args)
+			return err
+		})
+	}()
+	require.Eventually(t, func() bool {
+		var waiting int
+		err := b.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting)
+		return err == nil && waiting > 0
+	}, 10*time.Second, 5*time.Millisecond, "the second transaction waits for the first")
+	require.NoError(t, first.Commit(ctx))
+	if err := <-second; err != nil {
+		require.ErrorIs(t, err, evaluation.ErrRecordedMeanwhile)
+	}
+
+	var runs, tocks int
+	require.NoError(t, b.pool.QueryRow(ctx, `
+		SELECT (SELECT count(*) FROM evaluations WHERE run_id = $1), (SELECT count(*) FROM events WHERE type = 'tock')`,
+		args.RunID).Scan(&runs, &tocks))
+	require.Equal(t, 1, runs)
+	require.Equal(t, 1, tocks, "the action was taken once")
 }

@@ -5,6 +5,7 @@ package evaluation
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -58,19 +59,19 @@ type Evaluation struct {
 
 const insertSQL = `
 		INSERT INTO evaluations (id, rule_id, rule_version, account_id, event_id, trigger, run_id,
-			matched, error, depth_limited, started_at, evaluated_at, backfill_id)
+			matched, error, depth_limited, started_at, evaluated_at, backfill_id, actions)
 		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::uuid[], $5::uuid[], $6::text[], $7::text[],
-			$8::bool[], $9::text[], $10::bool[], $11::timestamptz[], $12::timestamptz[], $13::uuid[])
+			$8::bool[], $9::text[], $10::bool[], $11::timestamptz[], $12::timestamptz[], $13::uuid[], $14::text[]::jsonb[])
 		ON CONFLICT DO NOTHING`
 
 // insertArgs are the column arrays of evals, in insertSQL's order.
-func insertArgs(evals []*Evaluation) []any {
+func insertArgs(evals []*Evaluation) ([]any, error) {
 	n := len(evals)
 	var (
 		ids, ruleIDs, accountIDs = make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n)
 		eventIDs, backfillIDs    = make([]*uuid.UUID, n), make([]*uuid.UUID, n)
 		versions                 = make([]int32, n)
-		triggers                 = make([]string, n)
+		triggers, actions        = make([]string, n), make([]string, n)
 		runIDs, errs             = make([]*string, n), make([]*string, n)
 		matched, limited         = make([]bool, n), make([]bool, n)
 		started, evaluated       = make([]time.Time, n), make([]time.Time, n)
@@ -80,18 +81,65 @@ func insertArgs(evals []*Evaluation) []any {
 		versions[i], triggers[i], runIDs[i], errs[i] = int32(e.RuleVersion), e.Trigger, e.RunID, e.Error
 		matched[i], limited[i], started[i], evaluated[i] = e.Matched, e.DepthLimited, e.StartedAt, e.EvaluatedAt
 		backfillIDs[i] = e.BackfillID
+		actions[i] = "[]"
+		if len(e.Actions) > 0 {
+			b, err := json.Marshal(e.Actions)
+			if err != nil {
+				return nil, fmt.Errorf("encode actions: %w", err)
+			}
+			actions[i] = string(b)
+		}
 	}
-	return []any{ids, ruleIDs, versions, accountIDs, eventIDs, triggers, runIDs, matched, errs, limited, started, evaluated, backfillIDs}
+	return []any{ids, ruleIDs, versions, accountIDs, eventIDs, triggers, runIDs, matched, errs, limited, started, evaluated,
+		backfillIDs, actions}, nil
 }
 
-// InsertNew stores evaluations, skipping any that were already recorded for
-// the same rule version and event (or run and account), and returns the ids
-// of the ones it stored: only those may act.
+// ErrRecordedMeanwhile is returned when an evaluation that acted could not be
+// stored because another transaction stored it first: that one's actions
+// stand, and this transaction's must be rolled back. Running the work again
+// finds the evaluation recorded (see Recorded) and does not act.
+var ErrRecordedMeanwhile = errors.New("the evaluation was recorded by another transaction meanwhile")
+
+// Recorded returns which of evals are stored already. Whoever stores an
+// evaluation first acts on it; the callers hold locks (the events'), so
+// that none can be stored between this read and their insert, and InsertNew
+// tells them when one was anyway.
+func Recorded(ctx context.Context, tx pgx.Tx, evals []*Evaluation) (map[uuid.UUID]bool, error) {
+	if len(evals) == 0 {
+		return nil, nil
+	}
+	ids := make([]uuid.UUID, len(evals))
+	for i, e := range evals {
+		ids[i] = e.ID
+	}
+	lo, hi := partition.Span(ids)
+	rows, err := tx.Query(ctx, `SELECT id FROM evaluations WHERE id = ANY($1) AND id BETWEEN $2 AND $3`, ids, lo, hi)
+	if err != nil {
+		return nil, fmt.Errorf("read recorded evaluations: %w", err)
+	}
+	found, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return nil, fmt.Errorf("read recorded evaluations: %w", err)
+	}
+	out := make(map[uuid.UUID]bool, len(found))
+	for _, id := range found {
+		out[id] = true
+	}
+	return out, nil
+}
+
+// InsertNew stores evaluations with their actions, skipping any that were
+// already recorded for the same rule version and event (or run and
+// account), and returns the ids of the ones it stored.
 func InsertNew(ctx context.Context, tx pgx.Tx, evals []*Evaluation) (map[uuid.UUID]bool, error) {
 	if len(evals) == 0 {
 		return nil, nil
 	}
-	rows, err := tx.Query(ctx, insertSQL+` RETURNING id`, insertArgs(evals)...)
+	args, err := insertArgs(evals)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := tx.Query(ctx, insertSQL+` RETURNING id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("insert evaluations: %w", err)
 	}
@@ -109,35 +157,15 @@ func InsertNew(ctx context.Context, tx pgx.Tx, evals []*Evaluation) (map[uuid.UU
 // BatchInsert adds to b the storing of evaluations that do not act,
 // skipping any already recorded, as InsertNew does. Nothing is added for
 // none.
-func BatchInsert(b *pgx.Batch, evals []*Evaluation) {
+func BatchInsert(b *pgx.Batch, evals []*Evaluation) error {
 	if len(evals) == 0 {
-		return
-	}
-	b.Queue(insertSQL, insertArgs(evals)...)
-}
-
-// SetActionsOf records the actions of every evaluation of es in one
-// statement.
-func SetActionsOf(ctx context.Context, tx pgx.Tx, es []*Evaluation) error {
-	if len(es) == 0 {
 		return nil
 	}
-	ids := make([]uuid.UUID, len(es))
-	actions := make([]string, len(es))
-	for i, e := range es {
-		b, err := json.Marshal(e.Actions)
-		if err != nil {
-			return fmt.Errorf("encode actions: %w", err)
-		}
-		ids[i], actions[i] = e.ID, string(b)
+	args, err := insertArgs(evals)
+	if err != nil {
+		return err
 	}
-	lo, hi := partition.Span(ids)
-	if _, err := tx.Exec(ctx, `
-		UPDATE evaluations e SET actions = v.actions::jsonb
-		FROM unnest($1::uuid[], $2::text[]) AS v(id, actions)
-		WHERE e.id = v.id AND e.id BETWEEN $3 AND $4`, ids, actions, lo, hi); err != nil {
-		return fmt.Errorf("record actions: %w", err)
-	}
+	b.Queue(insertSQL, args...)
 	return nil
 }
 
