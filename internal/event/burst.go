@@ -7,8 +7,10 @@ import (
 	"github.com/ctrader/ctrader/internal/queue"
 )
 
-// burstWindow is the span over which a burstRouter measures the rate.
-const burstWindow = 200 * time.Millisecond
+// burstWindow is the span over which a burstRouter measures the rate. A
+// second: a paced stream that falls behind for a moment and catches up at
+// once is not a burst, and its events keep the events queue's latency.
+const burstWindow = time.Second
 
 // burstRouter picks the queue of the jobs of the events one process
 // ingests. While it ingests at most rate events a second, their jobs go on
