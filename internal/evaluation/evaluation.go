@@ -113,13 +113,20 @@ func Recorded(ctx context.Context, tx pgx.Tx, evals []*Evaluation) (map[uuid.UUI
 		ids[i] = e.ID
 	}
 	lo, hi := partition.Span(ids)
-	rows, err := tx.Query(ctx, `SELECT id FROM evaluations WHERE id = ANY($1) AND id BETWEEN $2 AND $3`, ids, lo, hi)
+	return idSet(ctx, tx, "read recorded evaluations",
+		`SELECT id FROM evaluations WHERE id = ANY($1) AND id BETWEEN $2 AND $3`, ids, lo, hi)
+}
+
+// idSet runs a query of ids and returns them as a set; what names the work
+// in errors.
+func idSet(ctx context.Context, tx pgx.Tx, what, sql string, args ...any) (map[uuid.UUID]bool, error) {
+	rows, err := tx.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, fmt.Errorf("read recorded evaluations: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	found, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 	if err != nil {
-		return nil, fmt.Errorf("read recorded evaluations: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	out := make(map[uuid.UUID]bool, len(found))
 	for _, id := range found {
@@ -139,19 +146,7 @@ func InsertNew(ctx context.Context, tx pgx.Tx, evals []*Evaluation) (map[uuid.UU
 	if err != nil {
 		return nil, err
 	}
-	rows, err := tx.Query(ctx, insertSQL+` RETURNING id`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("insert evaluations: %w", err)
-	}
-	inserted, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
-	if err != nil {
-		return nil, fmt.Errorf("insert evaluations: %w", err)
-	}
-	out := make(map[uuid.UUID]bool, len(inserted))
-	for _, id := range inserted {
-		out[id] = true
-	}
-	return out, nil
+	return idSet(ctx, tx, "insert evaluations", insertSQL+` RETURNING id`, args...)
 }
 
 // BatchInsert adds to b the storing of evaluations that do not act,
