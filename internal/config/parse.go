@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,6 +34,19 @@ func setQueueConcurrency(c *Config, v string) error {
 		c.QueueConcurrency[name] = n
 	}
 	return nil
+}
+
+// perSecondSetter returns the setter of a Config field that holds a finite
+// rate of what a second, 0 or more.
+func perSecondSetter(field func(c *Config) *float64, what string) func(c *Config, v string) error {
+	return func(c *Config, v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 {
+			return fmt.Errorf("must be a number of %s per second, 0 or more", what)
+		}
+		*field(c) = f
+		return nil
+	}
 }
 
 // boolSetter and durationSetter return the setters of a Config field that

@@ -106,14 +106,7 @@ func Vars() []Var {
 			set:   durationSetter(func(c *Config) *time.Duration { return &c.FetchPollInterval })},
 		{Env: "EVENTS_BURST_RATE", Flag: "events-burst-rate", Default: "400", Group: Server,
 			Usage: "events a second above which this process puts the jobs of the events it ingests on the events_burst queue, fetched every EVENTS_BURST_FETCH_COOLDOWN (fewer, larger fetches while a burst lasts); 0 never",
-			set: func(c *Config, v string) error {
-				f, err := strconv.ParseFloat(v, 64)
-				if err != nil || f < 0 || f > 1e9 {
-					return errors.New("must be a number of events per second, 0 or more")
-				}
-				c.EventsBurstRate = f
-				return nil
-			}},
+			set:   perSecondSetter(func(c *Config) *float64 { return &c.EventsBurstRate }, "events")},
 		{Env: "EVENTS_BURST_FETCH_COOLDOWN", Flag: "events-burst-fetch-cooldown", Default: "100ms", Group: Server,
 			Usage: "least time between two fetches of the events_burst queue",
 			set:   durationSetter(func(c *Config) *time.Duration { return &c.EventsBurstFetchCooldown })},
@@ -210,14 +203,7 @@ func Vars() []Var {
 			set:   func(c *Config, v string) error { c.MetricsPassword = v; return nil }},
 		{Env: "WRITE_RATE_LIMIT", Flag: "write-rate-limit", Default: "100", Group: Server,
 			Usage: "writes per second allowed to each client (token subject, or address without authentication); 0 disables",
-			set: func(c *Config, v string) error {
-				f, err := strconv.ParseFloat(v, 64)
-				if err != nil || f < 0 {
-					return errors.New("must be a number of requests per second, 0 or more")
-				}
-				c.WriteRateLimit = f
-				return nil
-			}},
+			set:   perSecondSetter(func(c *Config) *float64 { return &c.WriteRateLimit }, "requests")},
 		{Env: "WRITE_RATE_BURST", Flag: "write-rate-burst", Default: "200", Group: Server,
 			Usage: "writes a client may make at once before WRITE_RATE_LIMIT applies",
 			set: func(c *Config, v string) error {
