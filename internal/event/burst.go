@@ -42,9 +42,7 @@ func (r *burstRouter) queue(now time.Time, n int) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch elapsed := now.Sub(r.start); {
-	case elapsed < 0: // the clock stepped back: start again
-		r.start, r.cur, r.prev = now, 0, 0
-	case elapsed >= 2*burstWindow:
+	case elapsed < 0 || elapsed >= 2*burstWindow: // a quiet spell, or a clock that stepped back
 		r.start, r.cur, r.prev = now, 0, 0
 	case elapsed >= burstWindow:
 		r.start, r.cur, r.prev = r.start.Add(burstWindow), 0, r.cur

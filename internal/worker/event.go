@@ -98,9 +98,6 @@ func (w *EventsWorker) runBatch(ctx context.Context, batch []eventsJob) error {
 // completeAll marks every job of batch completed in tx, as river.JobCompleteTx
 // does for one job, in one statement rather than one per job.
 func completeAll(ctx context.Context, tx pgx.Tx, batch []eventsJob) error {
-	if len(batch) == 1 {
-		return complete(ctx, tx, batch[0])
-	}
 	client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
 	if err != nil {
 		return fmt.Errorf("complete jobs: %w", err)

@@ -144,26 +144,25 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, opts Options) (*river.Cl
 		river.AddWorker(workers, &WebhookBatchWorker{pool: pool, sender: opts.Webhooks, timeout: opts.WebhookTimeout, metrics: opts.Metrics})
 
 		cfg.Workers = workers
+		concurrency := func(q string) int {
+			if c, ok := opts.QueueConcurrency[q]; ok {
+				return c
+			}
+			return opts.Concurrency
+		}
 		cfg.Queues = make(map[string]river.QueueConfig, len(queue.Names()))
 		for _, q := range queue.Names() {
-			n := opts.Concurrency
-			if c, ok := opts.QueueConcurrency[q]; ok {
-				n = c
-			}
-			qc := river.QueueConfig{MaxWorkers: n}
+			qc := river.QueueConfig{MaxWorkers: concurrency(q)}
 			switch q {
 			case queue.Backfill:
 				qc.MaxWorkers = max(opts.BackfillWorkers, 1)
 			case queue.EventsBurst:
-				if c, ok := opts.QueueConcurrency[queue.Events]; ok {
-					n = c
-				}
 				// A fetch brings at most MaxWorkers jobs, and a burst's jobs
 				// may hold one event each: with more workers than the events
 				// queue, its longer cooldown caps no rate that the shared
 				// transactions could keep up with. A job waiting to join
 				// one holds no connection.
-				qc.MaxWorkers = BurstWorkersPerEventsWorker * n
+				qc.MaxWorkers = BurstWorkersPerEventsWorker * concurrency(queue.Events)
 				qc.FetchCooldown = opts.BurstFetchCooldown
 			}
 			cfg.Queues[q] = qc
