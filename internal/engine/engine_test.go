@@ -492,3 +492,37 @@ func TestAnEvaluationRecordedMeanwhileRollsTheActionsBack(t *testing.T) {
 	require.Equal(t, 1, runs)
 	require.Equal(t, 1, tocks, "the action was taken once")
 }
+
+// Evaluations name their rule and account without foreign keys, which cost
+// a third of their insert: the rows they name cannot be deleted anyway, the
+// rule for its versions and the account for its events, and deleting a rule
+// through the API keeps its row.
+func TestEvaluatedRulesAndAccountsStay(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	a := b.activeAccount(t)
+	r := b.createRule(t, rule.Input{Name: "any", EventTypes: []string{event.TypeWon}, Condition: "true"})
+	ev := b.ingest(t, a.ID, event.TypeWon, map[string]any{"amount": 250.5})
+	b.process(t, ev.ID)
+	require.Len(t, b.evaluations(t, ev.ID), 1)
+
+	for _, del := range []struct {
+		sql        string
+		id         uuid.UUID
+		constraint string
+	}{
+		{`DELETE FROM rules WHERE id = $1`, r.ID, "rule_versions_rule_id_fkey"},
+		{`DELETE FROM accounts WHERE id = $1`, a.ID, "events_account_id_fkey"},
+	} {
+		_, err := b.pool.Exec(ctx, del.sql, del.id)
+		code, constraint := db.ConstraintOf(err)
+		require.Equal(t, db.CodeForeignKeyViolation, code, del.sql)
+		require.Equal(t, del.constraint, constraint, del.sql)
+	}
+
+	require.NoError(t, b.rules.Delete(ctx, r.ID))
+	var n int
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM rules WHERE id = $1 AND deleted_at IS NOT NULL`, r.ID).Scan(&n))
+	require.Equal(t, 1, n, "a deleted rule keeps its row")
+}

@@ -2,6 +2,7 @@ package evaluation_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -12,9 +13,16 @@ import (
 	"github.com/ctrader/ctrader/internal/evaluation"
 )
 
-// BenchmarkInsertNew measures recording the evaluations of one event against
-// five rules in one statement.
+// BenchmarkInsertNew measures recording evaluations against five rules in
+// one statement: one event's, and those of a batch of the size the events
+// worker takes under a stream of single POSTs.
 func BenchmarkInsertNew(b *testing.B) {
+	for _, events := range []int{1, 40} {
+		b.Run(fmt.Sprintf("events=%d", events), func(b *testing.B) { benchmarkInsertNew(b, events) })
+	}
+}
+
+func benchmarkInsertNew(b *testing.B, events int) {
 	pool := dbtest.New(b)
 	ctx := context.Background()
 	accountID := uuid.Must(uuid.NewV7())
@@ -31,16 +39,21 @@ func BenchmarkInsertNew(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		eventID := uuid.Must(uuid.NewV7())
-		if _, err := pool.Exec(ctx, `INSERT INTO events (id, account_id, type, payload, occurred_at) VALUES ($1, $2, 'won', '{}', now())`, eventID, accountID); err != nil {
+		eventIDs := make([]uuid.UUID, events)
+		for i := range eventIDs {
+			eventIDs[i] = uuid.Must(uuid.NewV7())
+		}
+		if _, err := pool.Exec(ctx, `INSERT INTO events (id, account_id, type, payload, occurred_at)
+			SELECT id, $2, 'won', '{}', now() FROM unnest($1::uuid[]) id`, eventIDs, accountID); err != nil {
 			b.Fatal(err)
 		}
 		now := time.Now()
-		evals := make([]*evaluation.Evaluation, len(ruleIDs))
-		for i, r := range ruleIDs {
-			id := eventID
-			evals[i] = &evaluation.Evaluation{ID: uuid.Must(uuid.NewV7()), RuleID: r, RuleVersion: 1, AccountID: accountID,
-				EventID: &id, Trigger: evaluation.TriggerEvent, StartedAt: now, EvaluatedAt: now}
+		evals := make([]*evaluation.Evaluation, 0, events*len(ruleIDs))
+		for i := range eventIDs {
+			for _, r := range ruleIDs {
+				evals = append(evals, &evaluation.Evaluation{ID: uuid.Must(uuid.NewV7()), RuleID: r, RuleVersion: 1, AccountID: accountID,
+					EventID: &eventIDs[i], Trigger: evaluation.TriggerEvent, StartedAt: now, EvaluatedAt: now})
+			}
 		}
 		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 			stored, err := evaluation.InsertNew(ctx, tx, evals)
@@ -53,4 +66,5 @@ func BenchmarkInsertNew(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*events*len(ruleIDs)), "µs/evaluation")
 }

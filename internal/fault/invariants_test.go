@@ -227,6 +227,17 @@ func checkInvariants(ctx context.Context, t *testing.T, d *testDB, c *client, ex
 		t.Errorf("invariant: %d (event, rule, version) pairs evaluated more than once", dupes)
 	}
 
+	var dangling int
+	if err := d.pool.QueryRow(ctx, `
+		SELECT count(*) FROM evaluations v
+		WHERE NOT EXISTS (SELECT 1 FROM rules r WHERE r.id = v.rule_id)
+		   OR NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = v.account_id)`).Scan(&dangling); err != nil {
+		t.Fatal(err)
+	}
+	if dangling > 0 {
+		t.Errorf("invariant: %d evaluations name a rule or account that does not exist", dangling)
+	}
+
 	checkWonTotals(ctx, t, d, acked)
 	checkDiscarded(ctx, t, d)
 	if exp.schedule != nil {
