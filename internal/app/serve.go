@@ -62,6 +62,7 @@ func startProcess(ctx context.Context, name string, args []string, getenv func(s
 	}
 	logger := logging.New(stderr, cfg.LogLevel, cfg.LogFormat)
 	logger.Info("starting", slog.String("command", name), slog.String("version", version.String()))
+	setGCPercent(getenv, logger)
 
 	sealer, err := webhook.ParseSealKey(cfg.WebhookSecretKey)
 	if err != nil {
