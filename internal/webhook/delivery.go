@@ -74,8 +74,16 @@ type Outbound struct {
 	Message      Message
 }
 
-// BatchSize is the most deliveries one job makes first attempts at.
-const BatchSize = 16
+// BatchSize is the most deliveries one job makes first attempts at, and
+// SendConcurrency the most of them it sends at once. A job's bookkeeping
+// (inserted, fetched, its deliveries read, its attempts recorded, completed)
+// costs about as much as four deliveries' own, so a transaction's
+// deliveries share as few jobs as they can; an endpoint still receives at
+// most SendConcurrency requests from one job.
+const (
+	BatchSize       = 64
+	SendConcurrency = 16
+)
 
 // Body is the message as it is stored and sent, byte for byte: what every
 // attempt signs.
@@ -130,24 +138,28 @@ func EnqueueMany(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, out []O
 
 // Continue gives each delivery whose attempt was retried its own
 // WebhookDeliver job, scheduled for its next attempt and counting on from
-// the attempts it had, and names the job on the delivery, in tx.
-func Continue(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, attempts []Attempted, recorded []Recorded) error {
+// the attempts it had, and each delivery of unsent (attempts a batch did not
+// get to make) one due now, counting on from the attempts it had before;
+// and names the jobs on the deliveries, in tx.
+func Continue(ctx context.Context, tx pgx.Tx, inserter jobs.Inserter, attempts []Attempted, recorded []Recorded, unsent []Attempted) error {
 	var (
 		params []river.InsertManyParams
 		ids    []uuid.UUID
 	)
-	for i, a := range attempts {
-		if recorded[i].Outcome != OutcomeRetried {
-			continue
-		}
+	next := func(id uuid.UUID, attemptsBefore int, at time.Time) {
 		params = append(params, river.InsertManyParams{
-			Args: jobs.WebhookDeliver{DeliveryID: a.Out.Delivery.ID, AttemptsBefore: a.Attempt},
-			InsertOpts: &river.InsertOpts{
-				MaxAttempts: MaxAttempts - a.Attempt,
-				ScheduledAt: recorded[i].NextAttemptAt,
-			},
+			Args:       jobs.WebhookDeliver{DeliveryID: id, AttemptsBefore: attemptsBefore},
+			InsertOpts: &river.InsertOpts{MaxAttempts: MaxAttempts - attemptsBefore, ScheduledAt: at},
 		})
-		ids = append(ids, a.Out.Delivery.ID)
+		ids = append(ids, id)
+	}
+	for i, a := range attempts {
+		if recorded[i].Outcome == OutcomeRetried {
+			next(a.Out.Delivery.ID, a.Attempt, recorded[i].NextAttemptAt)
+		}
+	}
+	for _, a := range unsent {
+		next(a.Out.Delivery.ID, a.Attempt-1, time.Time{})
 	}
 	if len(params) == 0 {
 		return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -113,12 +114,14 @@ func (w *WebhookWorker) Timeout(*river.Job[jobs.WebhookDeliver]) time.Duration {
 }
 
 // WebhookBatchWorker makes the first attempts at a group of deliveries that
-// one transaction stored: it sends them side by side and records every
-// attempt in the transaction that completes the job, so a stream of matches
-// costs a job and two round trips per group rather than per delivery. A
-// delivery whose attempt failed continues on a WebhookDeliver job of its
-// own; the batch job itself is retried only when recording fails, and then
-// sends again what it had sent (deliveries are at least once).
+// one transaction stored: it sends them, webhook.SendConcurrency at a time,
+// and records every attempt in the transaction that completes the job, so a
+// stream of matches costs a job and two round trips per group rather than
+// per delivery. A delivery whose attempt failed continues on a
+// WebhookDeliver job of its own, and so does one the job did not start
+// before its HTTP timeout had passed (a slow endpoint), with no attempt
+// counted; the batch job itself is retried only when recording fails, and
+// then sends again what it had sent (deliveries are at least once).
 type WebhookBatchWorker struct {
 	river.WorkerDefaults[jobs.WebhookDeliverBatch]
 	pool    *pgxpool.Pool
@@ -147,11 +150,7 @@ func (w *WebhookBatchWorker) Work(ctx context.Context, job *river.Job[jobs.Webho
 			attempts = append(attempts, webhook.Attempted{Out: out, Attempt: out.Delivery.Attempts + 1})
 		}
 	}
-	var wg sync.WaitGroup
-	for i := range attempts {
-		wg.Go(func() { attempts[i].Result = w.sender.Send(ctx, attempts[i].Out) })
-	}
-	wg.Wait()
+	attempts, unsent := w.sendAll(ctx, attempts, time.Now().Add(w.timeout))
 
 	// The attempts are recorded even when the job's context ended during them.
 	// Its statements run once per batch, each by key: with generic plans
@@ -168,7 +167,7 @@ func (w *WebhookBatchWorker) Work(ctx context.Context, job *river.Job[jobs.Webho
 		if recorded, err = webhook.RecordMany(recordCtx, tx, attempts); err != nil {
 			return err
 		}
-		if err := webhook.Continue(recordCtx, tx, inserter(ctx), attempts, recorded); err != nil {
+		if err := webhook.Continue(recordCtx, tx, inserter(ctx), attempts, recorded, unsent); err != nil {
 			return err
 		}
 		return complete(recordCtx, tx, job)
@@ -182,10 +181,44 @@ func (w *WebhookBatchWorker) Work(ctx context.Context, job *river.Job[jobs.Webho
 	return nil
 }
 
-// Timeout leaves room for the HTTP timeout, which the attempts share as
-// they run side by side, and the bookkeeping around them.
+// sendAll makes attempts, webhook.SendConcurrency at a time, starting none
+// once deadline has passed or ctx has ended, and returns the attempts it
+// made, with their results, and those it did not.
+func (w *WebhookBatchWorker) sendAll(ctx context.Context, attempts []webhook.Attempted, deadline time.Time) (sent, unsent []webhook.Attempted) {
+	started := make([]bool, len(attempts))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(webhook.SendConcurrency, len(attempts)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(attempts) {
+					return
+				}
+				if ctx.Err() != nil || !time.Now().Before(deadline) {
+					continue
+				}
+				started[i] = true
+				attempts[i].Result = w.sender.Send(ctx, attempts[i].Out)
+			}
+		})
+	}
+	wg.Wait()
+	for i, a := range attempts {
+		if started[i] {
+			sent = append(sent, a)
+		} else {
+			unsent = append(unsent, a)
+		}
+	}
+	return sent, unsent
+}
+
+// Timeout leaves room for the sends, which start until the HTTP timeout has
+// passed and may then take that long again, and the bookkeeping around
+// them.
 func (w *WebhookBatchWorker) Timeout(*river.Job[jobs.WebhookDeliverBatch]) time.Duration {
-	return w.timeout + 15*time.Second
+	return 2*w.timeout + 15*time.Second
 }
 
 // giveUpAtLast returns err, the failure to prepare deliveries, after marking

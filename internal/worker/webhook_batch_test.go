@@ -190,3 +190,54 @@ func TestOneWebhookDeliveryGetsItsOwnJob(t *testing.T) {
 	deliveries := f.matchTogether(t, 1)
 	require.Equal(t, jobs.WebhookDeliver{}.Kind(), f.job(t, deliveries[0]).Kind)
 }
+
+// A batch job sends webhook.SendConcurrency deliveries at a time and starts
+// no send after its timeout: what it did not get to continues at once on
+// jobs of their own, with no attempt counted, so a slow endpoint neither
+// holds a batch past its time nor loses a delivery.
+func TestWebhookBatchHandsOnWhatItDidNotSendInTime(t *testing.T) {
+	t.Parallel()
+	f := newHook(t, hookOptions{respond: func(_ int, w http.ResponseWriter) {
+		time.Sleep(300 * time.Millisecond)
+		w.WriteHeader(http.StatusNoContent)
+	}})
+	n := webhook.SendConcurrency + 4
+	require.LessOrEqual(t, n, webhook.BatchSize)
+	deliveries := f.matchTogether(t, n)
+	row := f.batchJob(t, deliveries)
+
+	batch := worker.NewWebhookBatchWorker(f.pool, webhook.NewSender(f.svc, egress.NewClient(loopback)), 100*time.Millisecond)
+	_, err := work(f.ctx, t, f.testBundle, river.Worker[jobs.WebhookDeliverBatch](batch), row)
+	require.NoError(t, err)
+	requireJobState(t, f.testBundle, row.ID, rivertype.JobStateCompleted)
+	require.Len(t, f.recv.requests(), webhook.SendConcurrency, "one round of sends, then the timeout")
+
+	var handedOn []uuid.UUID
+	for _, id := range deliveries {
+		d, attempts := f.delivery(t, id)
+		if d.Status == webhook.StatusSucceeded {
+			require.Len(t, attempts, 1)
+			require.Equal(t, row.ID, *d.JobID)
+			continue
+		}
+		require.Equal(t, webhook.StatusPending, d.Status)
+		require.Zero(t, d.Attempts, "a delivery not sent has no attempt")
+		require.Empty(t, attempts)
+		own := f.job(t, id)
+		require.NotEqual(t, row.ID, own.ID)
+		require.Equal(t, jobs.WebhookDeliver{}.Kind(), own.Kind)
+		require.Equal(t, rivertype.JobStateAvailable, own.State, "due at once")
+		require.Equal(t, webhook.MaxAttempts, own.MaxAttempts)
+		handedOn = append(handedOn, id)
+	}
+	require.Len(t, handedOn, n-webhook.SendConcurrency)
+
+	// Its own job makes the delivery's first attempt.
+	job, err := f.attempt(t, handedOn[0])
+	require.NoError(t, err)
+	require.Zero(t, job.Args.AttemptsBefore)
+	d, attempts := f.delivery(t, handedOn[0])
+	require.Equal(t, webhook.StatusSucceeded, d.Status)
+	require.Len(t, attempts, 1)
+	require.Equal(t, 1, attempts[0].Attempt)
+}
