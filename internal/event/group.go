@@ -137,7 +137,9 @@ func (s *Service) commitGroup(ctx context.Context, group []*single) []groupResul
 	}
 	results := make([]groupResult, len(group))
 	alone := make([]bool, len(group))
-	err := db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+	// The transaction is on the path of every request in the group: its
+	// BEGIN and INSERT go with River's job insert, its NOTIFY with COMMIT.
+	err := db.InTxPipelined(ctx, s.pool, func(tx pgx.Tx) error {
 		var claims []*idempotency.Request
 		var claimants []int
 		for i, it := range group {

@@ -1,0 +1,271 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// InTxPipelined is InTx for a short transaction on the path of a request,
+// whose round trips are most of its time: its BEGIN and every Exec are not
+// sent when made but with the next statement whose result is read (a Query,
+// a QueryRow, a batch or a copy), or with the COMMIT. A group of single
+// POSTs (BEGIN, the events' INSERT, River's job insert and its NOTIFY,
+// COMMIT) takes two round trips instead of five.
+//
+// An Exec in fn therefore returns an empty command tag and no error: its
+// error comes from the statement that sends it, or from the commit, and
+// fails the transaction just the same. fn must not read an Exec's command
+// tag, must not change an Exec's arguments after the call, and must not
+// start a nested transaction.
+func InTxPipelined(ctx context.Context, pool *pgxpool.Pool, fn func(tx pgx.Tx) error) error {
+	c, err := pool.Acquire(ctx)
+	if err != nil {
+		return Translate(err)
+	}
+	// A connection left inside a transaction (a failed COMMIT or ROLLBACK)
+	// is closed by the pool rather than reused.
+	defer c.Release()
+	tx := &pipelinedTx{conn: c.Conn(), queued: []queuedExec{{sql: "begin"}}}
+	if err := fn(tx); err != nil {
+		// As pgx.BeginFunc: fn's error is the one to return; a connection
+		// the rollback could not end is not reused.
+		_ = tx.Rollback(context.WithoutCancel(ctx))
+		return Translate(err)
+	}
+	return Translate(tx.Commit(ctx))
+}
+
+type queuedExec struct {
+	sql  string
+	args []any
+}
+
+// pipelinedTx is a transaction whose BEGIN and Execs wait in queued for the
+// next statement that needs a round trip.
+type pipelinedTx struct {
+	conn   *pgx.Conn
+	queued []queuedExec
+	begun  bool // BEGIN has been sent
+	done   bool // committed or rolled back
+}
+
+var errTxDone = errors.New("the transaction has ended")
+
+// batch is a batch of the queued statements followed by extra, with the
+// queue emptied; n is how many were queued.
+func (t *pipelinedTx) batch(extra ...queuedExec) (b *pgx.Batch, n int) {
+	b = &pgx.Batch{}
+	for _, q := range append(t.queued, extra...) {
+		b.Queue(q.sql, q.args...)
+	}
+	n = len(t.queued)
+	t.queued = nil
+	t.begun = true
+	return b, n
+}
+
+// execQueued reads the results of the first n statements of br, the
+// queued ones, and returns the first error among them.
+func execQueued(br pgx.BatchResults, n int) error {
+	for range n {
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// flush sends the queued statements, if any, in one round trip.
+func (t *pipelinedTx) flush(ctx context.Context) error {
+	if t.done {
+		return errTxDone
+	}
+	if len(t.queued) == 0 {
+		return nil
+	}
+	b, n := t.batch()
+	br := t.conn.SendBatch(ctx, b)
+	return closeBatch(br, execQueued(br, n))
+}
+
+// closeBatch closes br and returns err, or the error of closing it when
+// err is nil (Close repeats the batch's first error).
+func closeBatch(br pgx.BatchResults, err error) error {
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (t *pipelinedTx) Exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if t.done {
+		return pgconn.CommandTag{}, errTxDone
+	}
+	t.queued = append(t.queued, queuedExec{sql: sql, args: args})
+	return pgconn.CommandTag{}, nil
+}
+
+func (t *pipelinedTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if t.done {
+		return nil, errTxDone
+	}
+	if len(t.queued) == 0 {
+		return t.conn.Query(ctx, sql, args...)
+	}
+	b, n := t.batch(queuedExec{sql: sql, args: args})
+	br := t.conn.SendBatch(ctx, b)
+	if err := execQueued(br, n); err != nil {
+		return nil, closeBatch(br, err)
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, closeBatch(br, err)
+	}
+	return &batchRows{Rows: rows, br: br}, nil
+}
+
+func (t *pipelinedTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	rows, err := t.Query(ctx, sql, args...)
+	return &queryRow{rows: rows, err: err}
+}
+
+func (t *pipelinedTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	if err := t.flush(ctx); err != nil {
+		return &failedBatch{err: err}
+	}
+	return t.conn.SendBatch(ctx, b)
+}
+
+func (t *pipelinedTx) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
+	if err := t.flush(ctx); err != nil {
+		return 0, err
+	}
+	return t.conn.CopyFrom(ctx, table, columns, src)
+}
+
+func (t *pipelinedTx) Prepare(ctx context.Context, name, sql string) (*pgconn.StatementDescription, error) {
+	return t.conn.Prepare(ctx, name, sql)
+}
+
+// Commit sends the queued statements and COMMIT in one round trip. A
+// transaction that sent nothing has nothing to commit.
+func (t *pipelinedTx) Commit(ctx context.Context) error {
+	if t.done {
+		return errTxDone
+	}
+	t.done = true
+	if !t.begun && len(t.queued) == 1 { // only BEGIN
+		return nil
+	}
+	b, n := t.batch(queuedExec{sql: "commit"})
+	br := t.conn.SendBatch(ctx, b)
+	err := execQueued(br, n)
+	if err == nil {
+		var tag pgconn.CommandTag
+		tag, err = br.Exec()
+		if err == nil && tag.String() == "ROLLBACK" { // the transaction had failed
+			err = pgx.ErrTxCommitRollback
+		}
+	}
+	if err = closeBatch(br, err); err != nil {
+		// A failed statement left the transaction open and aborted.
+		if t.conn.PgConn().TxStatus() != 'I' {
+			_, _ = t.conn.Exec(context.WithoutCancel(ctx), "rollback")
+		}
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// Rollback ends the transaction; what is still queued is dropped unsent.
+func (t *pipelinedTx) Rollback(ctx context.Context) error {
+	if t.done {
+		return nil
+	}
+	t.done = true
+	t.queued = nil
+	if !t.begun {
+		return nil
+	}
+	_, err := t.conn.Exec(ctx, "rollback")
+	return err
+}
+
+func (t *pipelinedTx) Begin(context.Context) (pgx.Tx, error) {
+	return nil, errors.New("a pipelined transaction has no nested transactions")
+}
+
+// LargeObjects is not supported: its zero value fails on use.
+func (t *pipelinedTx) LargeObjects() pgx.LargeObjects { return pgx.LargeObjects{} }
+
+func (t *pipelinedTx) Conn() *pgx.Conn { return t.conn }
+
+// batchRows are the rows of a batch's last statement; closing them closes
+// the batch.
+type batchRows struct {
+	pgx.Rows
+	br  pgx.BatchResults
+	err error
+}
+
+func (r *batchRows) Close() {
+	r.Rows.Close()
+	if r.br != nil {
+		r.err = r.br.Close()
+		r.br = nil
+	}
+}
+
+func (r *batchRows) Next() bool {
+	if r.Rows.Next() {
+		return true
+	}
+	r.Close()
+	return false
+}
+
+func (r *batchRows) Err() error {
+	if err := r.Rows.Err(); err != nil {
+		return err
+	}
+	return r.err
+}
+
+// queryRow is QueryRow's row: the first row of a query.
+type queryRow struct {
+	rows pgx.Rows
+	err  error
+}
+
+func (r *queryRow) Scan(dest ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	defer r.rows.Close()
+	if !r.rows.Next() {
+		if err := r.rows.Err(); err != nil {
+			return err
+		}
+		return pgx.ErrNoRows
+	}
+	if err := r.rows.Scan(dest...); err != nil {
+		return err
+	}
+	r.rows.Close()
+	return r.rows.Err()
+}
+
+// failedBatch answers every result of a batch that could not be sent with
+// the reason.
+type failedBatch struct{ err error }
+
+func (b *failedBatch) Exec() (pgconn.CommandTag, error) { return pgconn.CommandTag{}, b.err }
+func (b *failedBatch) Query() (pgx.Rows, error)         { return nil, b.err }
+func (b *failedBatch) QueryRow() pgx.Row                { return &queryRow{err: b.err} }
+func (b *failedBatch) Close() error                     { return b.err }
+func (b *failedBatch) Tx() pgx.Tx                       { return nil }
