@@ -11,17 +11,12 @@ import (
 )
 
 // InTxPipelined is InTx for a short transaction on the path of a request,
-// whose round trips are most of its time: its BEGIN and every Exec are not
-// sent when made but with the next statement whose result is read (a Query,
-// a QueryRow, a batch or a copy), or with the COMMIT. A group of single
-// POSTs (BEGIN, the events' INSERT, River's job insert and its NOTIFY,
-// COMMIT) takes two round trips instead of five.
-//
-// An Exec in fn therefore returns an empty command tag and no error: its
-// error comes from the statement that sends it, or from the commit, and
-// fails the transaction just the same. fn must not read an Exec's command
-// tag, must not change an Exec's arguments after the call, and must not
-// start a nested transaction.
+// whose round trips are most of its time: its BEGIN is sent with its first
+// statement, and Execs made with a context from DeferExec wait for the next
+// statement that needs a round trip (a Query, an Exec, a batch, a copy) or
+// for the COMMIT, and go with it. A group of single POSTs (BEGIN, the
+// events' INSERT, River's job insert and its NOTIFY, COMMIT) takes two round
+// trips instead of five. fn must not start a nested transaction.
 func InTxPipelined(ctx context.Context, pool *pgxpool.Pool, fn func(tx pgx.Tx) error) error {
 	c, err := pool.Acquire(ctx)
 	if err != nil {
@@ -40,13 +35,32 @@ func InTxPipelined(ctx context.Context, pool *pgxpool.Pool, fn func(tx pgx.Tx) e
 	return Translate(tx.Commit(ctx))
 }
 
+type deferKey struct{}
+
+// DeferExec returns a context whose Execs in a transaction of
+// InTxPipelined are sent later, with the next statement that needs a round
+// trip or with the COMMIT. Such an Exec returns an empty command tag and no
+// error: its error comes from the statement that sends it, or from the
+// commit, and fails the transaction just the same. Use it around code that
+// reads no Exec's command tag and changes no Exec's arguments after the
+// call, as River's job insert (its NOTIFY) and an INSERT of rows whose ids
+// are known.
+func DeferExec(ctx context.Context) context.Context {
+	return context.WithValue(ctx, deferKey{}, true)
+}
+
+func deferred(ctx context.Context) bool {
+	d, _ := ctx.Value(deferKey{}).(bool)
+	return d
+}
+
 type queuedExec struct {
 	sql  string
 	args []any
 }
 
-// pipelinedTx is a transaction whose BEGIN and Execs wait in queued for the
-// next statement that needs a round trip.
+// pipelinedTx is a transaction whose BEGIN and deferred Execs wait in
+// queued for the next statement that needs a round trip.
 type pipelinedTx struct {
 	conn   *pgx.Conn
 	queued []queuedExec
@@ -102,12 +116,24 @@ func closeBatch(br pgx.BatchResults, err error) error {
 	return err
 }
 
-func (t *pipelinedTx) Exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+func (t *pipelinedTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
 	if t.done {
 		return pgconn.CommandTag{}, errTxDone
 	}
-	t.queued = append(t.queued, queuedExec{sql: sql, args: args})
-	return pgconn.CommandTag{}, nil
+	if deferred(ctx) {
+		t.queued = append(t.queued, queuedExec{sql: sql, args: args})
+		return pgconn.CommandTag{}, nil
+	}
+	if len(t.queued) == 0 {
+		return t.conn.Exec(ctx, sql, args...)
+	}
+	b, n := t.batch(queuedExec{sql: sql, args: args})
+	br := t.conn.SendBatch(ctx, b)
+	if err := execQueued(br, n); err != nil {
+		return pgconn.CommandTag{}, closeBatch(br, err)
+	}
+	tag, err := br.Exec()
+	return tag, closeBatch(br, err)
 }
 
 func (t *pipelinedTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {

@@ -75,9 +75,9 @@ func tracedPool(t *testing.T) (*pgxpool.Pool, *sends) {
 	return pool, tr
 }
 
-// A pipelined transaction sends its BEGIN and Execs with the next statement
-// whose result is read, and what is still queued with COMMIT: an insert, a
-// River job insert and its notification take two round trips.
+// A pipelined transaction sends its BEGIN and deferred Execs with the next
+// statement that needs a round trip, and what is still queued with COMMIT:
+// an insert, a River job insert and its notification take two round trips.
 func TestPipelinedTransactionTakesTwoRoundTrips(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -87,10 +87,11 @@ func TestPipelinedTransactionTakesTwoRoundTrips(t *testing.T) {
 
 	store := func(n int) error {
 		return db.InTxPipelined(ctx, pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, `INSERT INTO pipelined (n) VALUES ($1)`, n); err != nil {
+			dctx := db.DeferExec(ctx)
+			if _, err := tx.Exec(dctx, `INSERT INTO pipelined (n) VALUES ($1)`, n); err != nil {
 				return err
 			}
-			_, err := client.InsertManyTx(ctx, tx, []river.InsertManyParams{{Args: jobs.EventsProcess{}}})
+			_, err := client.InsertManyTx(dctx, tx, []river.InsertManyParams{{Args: jobs.EventsProcess{}}})
 			return err
 		})
 	}
@@ -134,10 +135,12 @@ func TestPipelinedTransactionFailsWhole(t *testing.T) {
 		return n
 	}
 
+	dctx := db.DeferExec(ctx)
+
 	// A duplicate key, sent with the query after it: the query fails with it.
 	err = db.InTxPipelined(ctx, pool, func(tx pgx.Tx) error {
-		_, _ = tx.Exec(ctx, `INSERT INTO pipelined (n) VALUES (2)`)
-		_, _ = tx.Exec(ctx, `INSERT INTO pipelined (n) VALUES (1)`)
+		_, _ = tx.Exec(dctx, `INSERT INTO pipelined (n) VALUES (2)`)
+		_, _ = tx.Exec(dctx, `INSERT INTO pipelined (n) VALUES (1)`)
 		var n int
 		return tx.QueryRow(ctx, `SELECT count(*) FROM pipelined`).Scan(&n)
 	})
@@ -146,25 +149,44 @@ func TestPipelinedTransactionFailsWhole(t *testing.T) {
 
 	// The same, found at the commit.
 	err = db.InTxPipelined(ctx, pool, func(tx pgx.Tx) error {
-		_, _ = tx.Exec(ctx, `INSERT INTO pipelined (n) VALUES (3)`)
-		_, err := tx.Exec(ctx, `INSERT INTO pipelined (n) VALUES (1)`)
+		_, _ = tx.Exec(dctx, `INSERT INTO pipelined (n) VALUES (3)`)
+		_, err := tx.Exec(dctx, `INSERT INTO pipelined (n) VALUES (1)`)
 		return err
 	})
 	requireDuplicate(t, err)
 	require.Equal(t, 1, count())
 
+	// An Exec not deferred goes with BEGIN, and answers at once: its own
+	// error, or its command tag.
+	tr.reset()
+	err = db.InTxPipelined(ctx, pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO pipelined (n) VALUES (1)`)
+		requireDuplicate(t, err)
+		return err
+	})
+	requireDuplicate(t, err)
+	single, batches := tr.roundTrips()
+	require.Equal(t, []string{"rollback"}, single)
+	require.Equal(t, [][]string{{"begin", `INSERT INTO pipelined (n) VALUES (1)`}}, batches)
+	require.NoError(t, db.InTxPipelined(ctx, pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `INSERT INTO pipelined (n) VALUES (7) ON CONFLICT DO NOTHING`)
+		require.Equal(t, int64(1), tag.RowsAffected())
+		return err
+	}))
+	require.Equal(t, 2, count())
+
 	// fn's own error: what was queued is never sent, not even BEGIN.
 	tr.reset()
 	boom := errors.New("boom")
 	err = db.InTxPipelined(ctx, pool, func(tx pgx.Tx) error {
-		_, _ = tx.Exec(ctx, `INSERT INTO pipelined (n) VALUES (4)`)
+		_, _ = tx.Exec(dctx, `INSERT INTO pipelined (n) VALUES (4)`)
 		return boom
 	})
 	require.ErrorIs(t, err, boom)
-	single, batches := tr.roundTrips()
+	single, batches = tr.roundTrips()
 	require.Empty(t, single)
 	require.Empty(t, batches)
-	require.Equal(t, 1, count())
+	require.Equal(t, 2, count())
 
 	// A transaction that ran nothing sends nothing.
 	tr.reset()
@@ -175,7 +197,7 @@ func TestPipelinedTransactionFailsWhole(t *testing.T) {
 
 	// Reads see the transaction's own writes; no row is ErrNoRows.
 	require.NoError(t, db.InTxPipelined(ctx, pool, func(tx pgx.Tx) error {
-		_, _ = tx.Exec(ctx, `INSERT INTO pipelined (n) VALUES (5)`)
+		_, _ = tx.Exec(dctx, `INSERT INTO pipelined (n) VALUES (5)`)
 		var n int
 		if err := tx.QueryRow(ctx, `SELECT n FROM pipelined WHERE n = 5`).Scan(&n); err != nil {
 			return err
@@ -187,5 +209,5 @@ func TestPipelinedTransactionFailsWhole(t *testing.T) {
 		b.Queue(`INSERT INTO pipelined (n) VALUES (6)`)
 		return tx.SendBatch(ctx, b).Close()
 	}))
-	require.Equal(t, 3, count())
+	require.Equal(t, 4, count())
 }

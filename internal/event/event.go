@@ -226,7 +226,10 @@ func (s *Service) Ingest(ctx context.Context, inputs []Input, location func(i in
 // transaction of their own.
 func (s *Service) ingestTx(ctx context.Context, inputs []Input, events []*Event, location func(i int) string, idem *idempotency.Request) (out []*Event, replayed bool, err error) {
 	out = events
-	err = db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+	// On the request's path: BEGIN goes with the idempotency claim, the
+	// accounts of a batch or the events' INSERT, which goes with River's
+	// job insert, and River's NOTIFY with COMMIT.
+	err = db.InTxPipelined(ctx, s.pool, func(tx pgx.Tx) error {
 		if idem != nil {
 			stored, err := idempotency.Claim(ctx, tx, idem)
 			if err != nil {
@@ -246,7 +249,7 @@ func (s *Service) ingestTx(ctx context.Context, inputs []Input, events []*Event,
 				return err
 			}
 		}
-		if err := s.insert(ctx, tx, events); err != nil {
+		if err := s.insert(db.DeferExec(ctx), tx, events); err != nil {
 			if len(inputs) == 1 && isAccountFK(err) {
 				return unknownAccount(inputs[0], location(0))
 			}

@@ -137,8 +137,7 @@ func (s *Service) commitGroup(ctx context.Context, group []*single) []groupResul
 	}
 	results := make([]groupResult, len(group))
 	alone := make([]bool, len(group))
-	// The transaction is on the path of every request in the group: its
-	// BEGIN and INSERT go with River's job insert, its NOTIFY with COMMIT.
+	// The transaction is on the path of every request in the group.
 	err := db.InTxPipelined(ctx, s.pool, func(tx pgx.Tx) error {
 		var claims []*idempotency.Request
 		var claimants []int
@@ -174,7 +173,9 @@ func (s *Service) commitGroup(ctx context.Context, group []*single) []groupResul
 		if len(events) == 0 {
 			return nil
 		}
-		if err := s.insert(ctx, tx, events); err != nil {
+		// Neither the INSERT nor River's NOTIFY is read: they go with
+		// River's job insert and the COMMIT.
+		if err := s.insert(db.DeferExec(ctx), tx, events); err != nil {
 			return err
 		}
 		return idempotency.CompleteMany(ctx, tx, done, responses)
