@@ -49,6 +49,7 @@ type process struct {
 	compiler *rule.Compiler
 	engine   *engine.Engine // the workers', which rule tests evaluate with too
 	webhooks *webhook.Service
+	egress   *http.Client // webhook deliveries
 	metrics  *metrics.Metrics
 	security httpapi.Security
 	// background runs alongside the server until it stops.
@@ -91,12 +92,13 @@ func startProcess(ctx context.Context, name string, args []string, getenv func(s
 	m := metrics.New()
 	eng := engine.New(compiler, cfg.MaxEventDepth, logger).WithCascadeLimit(cfg.MaxCascadeEvents).WithMetrics(m)
 	webhooks := webhook.NewService(pool, sealer, cfg.WebhookSecretGrace)
-	sender := webhook.NewSender(webhooks, egress.NewClient(egress.Options{
+	egressClient := egress.NewClient(egress.Options{
 		Timeout:      cfg.WebhookTimeout,
 		AllowPrivate: cfg.WebhookAllowPrivate,
 		AllowCIDRs:   cfg.WebhookAllowedCIDRs,
 		UserAgent:    "ctrader-webhooks/" + version.Version,
-	}))
+	})
+	sender := webhook.NewSender(webhooks, egressClient)
 	client, err := worker.NewClient(pool, logger, worker.Options{
 		Work:               true,
 		Concurrency:        cfg.WorkerConcurrency,
@@ -122,7 +124,7 @@ func startProcess(ctx context.Context, name string, args []string, getenv func(s
 		return nil, err
 	}
 	return &process{cfg: cfg, logger: logger, pool: pool, river: client, compiler: compiler, engine: eng,
-		webhooks: webhooks, metrics: m, security: security}, nil
+		webhooks: webhooks, egress: egressClient, metrics: m, security: security}, nil
 }
 
 // newSecurity builds the token verifier and write limiter from cfg.
@@ -333,6 +335,9 @@ func (p *process) run(ctx context.Context, addr string, handler http.Handler, st
 	if err := srv.Shutdown(deadline); err != nil {
 		p.logger.Warn("http requests cut short by shutdown", logging.ErrorAttr(err))
 	}
+	// Connections Shutdown did not get to close (a new one it waits five
+	// seconds for, or one still busy at the deadline) are closed now.
+	_ = srv.Close()
 	if err := p.river.Stop(deadline); err != nil {
 		p.logger.Warn("jobs still running at shutdown deadline; cancelling them, they will run again", logging.ErrorAttr(err))
 		hard, cancelHard := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
@@ -343,6 +348,8 @@ func (p *process) run(ctx context.Context, addr string, handler http.Handler, st
 	}
 	p.stopHeartbeat(ctx, heartbeat)
 	cancelBase()
+	// The webhook client's kept connections end with the process's work.
+	p.egress.CloseIdleConnections()
 	p.logger.Info("stopped")
 	return runErr
 }
