@@ -149,6 +149,7 @@ func execute(parent context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	ownRules := len(ruleIDs)
 	if o.MatchAll || o.Webhook {
 		if o.Webhook {
 			if r.hook, err = startReceiver(); err != nil {
@@ -159,11 +160,13 @@ func execute(parent context.Context, o Options) (*Report, error) {
 		rule, endpoint, err := r.createMatchAllRule(ctx, r.hook)
 		if endpoint != uuid.Nil {
 			r.endpoint = endpoint
-			// Deferred calls run last first: the rule goes before its endpoint.
 			defer r.deleteEndpoint(parent, endpoint)
 		}
 		if rule != uuid.Nil {
-			ruleIDs = append(ruleIDs, rule)
+			ownRules++
+			// Deferred calls run last first: the rule goes before its
+			// endpoint, which the server keeps while a rule sends to it.
+			defer r.deleteRules(parent, []uuid.UUID{rule})
 		}
 		if err != nil {
 			return nil, err
@@ -173,7 +176,7 @@ func execute(parent context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.rep.Params.OtherRules = expected - len(ruleIDs)
+	r.rep.Params.OtherRules = expected - ownRules
 
 	if o.RawIngest && o.RawOrder == "before" {
 		r.rep.RawIngest = r.runRawIngest(ctx, parent)
