@@ -16,7 +16,9 @@ import (
 // statement that needs a round trip (a Query, an Exec, a batch, a copy) or
 // for the COMMIT, and go with it. A group of single POSTs (BEGIN, the
 // events' INSERT, River's job insert and its NOTIFY, COMMIT) takes two round
-// trips instead of five. fn must not start a nested transaction.
+// trips instead of five. (pgx's Batch.BeginTx saves only BEGIN's round
+// trip: the INSERT and River's NOTIFY would still take one each.) fn must
+// not start a nested transaction.
 func InTxPipelined(ctx context.Context, pool *pgxpool.Pool, fn func(tx pgx.Tx) error) error {
 	c, err := pool.Acquire(ctx)
 	if err != nil {
@@ -25,7 +27,7 @@ func InTxPipelined(ctx context.Context, pool *pgxpool.Pool, fn func(tx pgx.Tx) e
 	// A connection left inside a transaction (a failed COMMIT or ROLLBACK)
 	// is closed by the pool rather than reused.
 	defer c.Release()
-	tx := &pipelinedTx{conn: c.Conn(), queued: []queuedExec{{sql: "begin"}}}
+	tx := &pipelinedTx{conn: c.Conn()}
 	if err := fn(tx); err != nil {
 		// As pgx.BeginFunc: fn's error is the one to return; a connection
 		// the rollback could not end is not reused.
@@ -59,52 +61,55 @@ type queuedExec struct {
 	args []any
 }
 
-// pipelinedTx is a transaction whose BEGIN and deferred Execs wait in
-// queued for the next statement that needs a round trip.
+// pipelinedTx is a transaction whose BEGIN, until it is sent, and deferred
+// Execs wait for the next statement that needs a round trip.
 type pipelinedTx struct {
 	conn   *pgx.Conn
-	queued []queuedExec
-	begun  bool // BEGIN has been sent
-	done   bool // committed or rolled back
+	begun  bool         // BEGIN has been sent
+	queued []queuedExec // deferred Execs not sent yet
+	done   bool         // committed or rolled back
 }
 
 var errTxDone = errors.New("the transaction has ended")
 
-// batch is a batch of the queued statements followed by extra, with the
-// queue emptied; n is how many were queued.
-func (t *pipelinedTx) batch(extra ...queuedExec) (b *pgx.Batch, n int) {
-	b = &pgx.Batch{}
+// waiting reports whether anything waits to be sent.
+func (t *pipelinedTx) waiting() bool { return !t.begun || len(t.queued) > 0 }
+
+// send sends what waits, followed by extra, in one round trip and reads the
+// results of what waited: br is left at extra's first result, and a failure
+// of what waited is returned with br closed.
+func (t *pipelinedTx) send(ctx context.Context, extra ...queuedExec) (pgx.BatchResults, error) {
+	b := &pgx.Batch{}
+	if !t.begun {
+		b.Queue("begin")
+	}
 	for _, q := range append(t.queued, extra...) {
 		b.Queue(q.sql, q.args...)
 	}
-	n = len(t.queued)
-	t.queued = nil
-	t.begun = true
-	return b, n
-}
-
-// execQueued reads the results of the first n statements of br, the
-// queued ones, and returns the first error among them.
-func execQueued(br pgx.BatchResults, n int) error {
-	for range n {
+	waited := b.Len() - len(extra)
+	t.queued, t.begun = nil, true
+	br := t.conn.SendBatch(ctx, b)
+	for range waited {
 		if _, err := br.Exec(); err != nil {
-			return err
+			return nil, closeBatch(br, err)
 		}
 	}
-	return nil
+	return br, nil
 }
 
-// flush sends the queued statements, if any, in one round trip.
+// flush sends what waits, if anything does.
 func (t *pipelinedTx) flush(ctx context.Context) error {
 	if t.done {
 		return errTxDone
 	}
-	if len(t.queued) == 0 {
+	if !t.waiting() {
 		return nil
 	}
-	b, n := t.batch()
-	br := t.conn.SendBatch(ctx, b)
-	return closeBatch(br, execQueued(br, n))
+	br, err := t.send(ctx)
+	if err != nil {
+		return err
+	}
+	return br.Close()
 }
 
 // closeBatch closes br and returns err, or the error of closing it when
@@ -117,36 +122,33 @@ func closeBatch(br pgx.BatchResults, err error) error {
 }
 
 func (t *pipelinedTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	if t.done {
+	switch {
+	case t.done:
 		return pgconn.CommandTag{}, errTxDone
-	}
-	if deferred(ctx) {
+	case deferred(ctx):
 		t.queued = append(t.queued, queuedExec{sql: sql, args: args})
 		return pgconn.CommandTag{}, nil
-	}
-	if len(t.queued) == 0 {
+	case !t.waiting():
 		return t.conn.Exec(ctx, sql, args...)
 	}
-	b, n := t.batch(queuedExec{sql: sql, args: args})
-	br := t.conn.SendBatch(ctx, b)
-	if err := execQueued(br, n); err != nil {
-		return pgconn.CommandTag{}, closeBatch(br, err)
+	br, err := t.send(ctx, queuedExec{sql: sql, args: args})
+	if err != nil {
+		return pgconn.CommandTag{}, err
 	}
 	tag, err := br.Exec()
 	return tag, closeBatch(br, err)
 }
 
 func (t *pipelinedTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	if t.done {
+	switch {
+	case t.done:
 		return nil, errTxDone
-	}
-	if len(t.queued) == 0 {
+	case !t.waiting():
 		return t.conn.Query(ctx, sql, args...)
 	}
-	b, n := t.batch(queuedExec{sql: sql, args: args})
-	br := t.conn.SendBatch(ctx, b)
-	if err := execQueued(br, n); err != nil {
-		return nil, closeBatch(br, err)
+	br, err := t.send(ctx, queuedExec{sql: sql, args: args})
+	if err != nil {
+		return nil, err
 	}
 	rows, err := br.Query()
 	if err != nil {
@@ -178,27 +180,26 @@ func (t *pipelinedTx) Prepare(ctx context.Context, name, sql string) (*pgconn.St
 	return t.conn.Prepare(ctx, name, sql)
 }
 
-// Commit sends the queued statements and COMMIT in one round trip. A
-// transaction that sent nothing has nothing to commit.
+// Commit sends what waits and COMMIT in one round trip. A transaction
+// that sent nothing and has nothing waiting has nothing to commit.
 func (t *pipelinedTx) Commit(ctx context.Context) error {
 	if t.done {
 		return errTxDone
 	}
 	t.done = true
-	if !t.begun && len(t.queued) == 1 { // only BEGIN
+	if !t.begun && len(t.queued) == 0 {
 		return nil
 	}
-	b, n := t.batch(queuedExec{sql: "commit"})
-	br := t.conn.SendBatch(ctx, b)
-	err := execQueued(br, n)
+	br, err := t.send(ctx, queuedExec{sql: "commit"})
 	if err == nil {
 		var tag pgconn.CommandTag
 		tag, err = br.Exec()
 		if err == nil && tag.String() == "ROLLBACK" { // the transaction had failed
 			err = pgx.ErrTxCommitRollback
 		}
+		err = closeBatch(br, err)
 	}
-	if err = closeBatch(br, err); err != nil {
+	if err != nil {
 		// A failed statement left the transaction open and aborted.
 		if t.conn.PgConn().TxStatus() != 'I' {
 			_, _ = t.conn.Exec(context.WithoutCancel(ctx), "rollback")
@@ -272,18 +273,10 @@ func (r *queryRow) Scan(dest ...any) error {
 	if r.err != nil {
 		return r.err
 	}
-	defer r.rows.Close()
-	if !r.rows.Next() {
-		if err := r.rows.Err(); err != nil {
-			return err
-		}
-		return pgx.ErrNoRows
-	}
-	if err := r.rows.Scan(dest...); err != nil {
-		return err
-	}
-	r.rows.Close()
-	return r.rows.Err()
+	_, err := pgx.CollectOneRow(r.rows, func(row pgx.CollectableRow) (struct{}, error) {
+		return struct{}{}, row.Scan(dest...)
+	})
+	return err
 }
 
 // failedBatch answers every result of a batch that could not be sent with
